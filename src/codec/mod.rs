@@ -1,0 +1,8 @@
+//! The YAML codec: a strict parser and a ruamel.yaml-compatible emitter.
+
+pub mod emit;
+pub mod parse;
+pub mod resolve;
+
+pub use emit::{Node, emit};
+pub use parse::{MAX_DEPTH, MAX_FILE_BYTES, Yaml, find_conflict_marker, parse_bytes, parse_str};

@@ -1,0 +1,445 @@
+//! The protected file as data: domains, key custodians and the audit log,
+//! with the conversion from and to YAML and every schema rule of
+//! pocket_protector's format.
+//!
+//! ```yaml
+//! dev:                         # a domain
+//!   secret-db-password: AL...  # a sealed secret
+//!   meta:
+//!     public-key: AJ...        # the domain's X25519 public key
+//!     owners:
+//!       alice@example.com: AI...   # domain private key sealed to alice
+//! key-custodians:
+//!   alice@example.com:
+//!     pwdkm: ALY...            # alice's key material
+//! audit-log:
+//! - 2026-11-28T09:11:54Z -- created
+//! ```
+
+use std::collections::BTreeMap;
+
+use crate::codec::{self, Node, Yaml};
+use crate::crypto::{self, KEY_SIZE, Pwdkm, SEAL_OVERHEAD};
+use crate::error::{Error, Result};
+
+/// A whole protected file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProtectedFile {
+    /// Domains by name.
+    pub domains: BTreeMap<String, Domain>,
+    /// Key custodians by name.
+    pub custodians: BTreeMap<String, Pwdkm>,
+    /// The audit log, oldest first.
+    pub audit_log: Vec<String>,
+}
+
+/// One domain: a keypair whose private half is sealed to each owner, and
+/// secrets sealed to its public half.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Domain {
+    /// The domain's X25519 public key.
+    pub public_key: [u8; KEY_SIZE],
+    /// Owner name to the domain private key sealed to that owner.
+    pub owners: BTreeMap<String, Vec<u8>>,
+    /// Secret name (without `secret-`) to its sealed value.
+    pub secrets: BTreeMap<String, Vec<u8>>,
+}
+
+/// Names of the two fixed top-level sections.
+pub const KEY_CUSTODIANS: &str = "key-custodians";
+/// See [`KEY_CUSTODIANS`].
+pub const AUDIT_LOG: &str = "audit-log";
+
+/// Whether `name` is a valid secret name: `^[A-Za-z][-_A-Za-z0-9]*$`.
+pub fn is_valid_secret_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// Whether `c` is a C0 or C1 control character (`[\x00-\x1f\x7f-\x9f]`).
+pub fn is_control(c: char) -> bool {
+    matches!(c as u32, 0x00..=0x1f | 0x7f..=0x9f)
+}
+
+/// Whether `name` may name a custodian or owner: non-empty, no control
+/// characters.
+pub fn is_valid_custodian_name(name: &str) -> bool {
+    !name.is_empty() && !name.chars().any(is_control)
+}
+
+/// Why `name` may not name a domain, if it may not.
+pub fn domain_name_problem(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        Some("is empty")
+    } else if name.chars().any(is_control) {
+        Some("contains control characters")
+    } else if name.starts_with("meta") {
+        Some("begins with \"meta\", which is reserved")
+    } else if name == KEY_CUSTODIANS || name == AUDIT_LOG {
+        Some("is reserved")
+    } else {
+        None
+    }
+}
+
+fn trust_kdf_params() -> bool {
+    std::env::var(crypto::TRUST_KDF_ENV)
+        .map(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes"))
+        .unwrap_or(false)
+}
+
+fn expect_map<'a>(node: &'a Yaml, what: &str) -> Result<&'a [(String, usize, Yaml)]> {
+    match node {
+        Yaml::Map { entries, .. } => Ok(entries),
+        other => Err(Error::invalid(
+            Some(other.line()),
+            format!("{what} must be a mapping, found {}", other.kind()),
+        )),
+    }
+}
+
+fn expect_str<'a>(node: &'a Yaml, what: &str) -> Result<&'a str> {
+    match node {
+        Yaml::Str { value, .. } => Ok(value),
+        other => Err(Error::invalid(
+            Some(other.line()),
+            format!("{what} must be a string, found {}", other.kind()),
+        )),
+    }
+}
+
+fn sealed(node: &Yaml, what: &str) -> Result<Vec<u8>> {
+    let s = expect_str(node, what)?;
+    let bytes = crypto::decode_v0(s)
+        .map_err(|e| Error::invalid(Some(node.line()), format!("{what} {e}")))?;
+    if bytes.len() < SEAL_OVERHEAD {
+        return Err(Error::invalid(
+            Some(node.line()),
+            format!(
+                "{what} is truncated ({} bytes; a sealed value has at least {SEAL_OVERHEAD})",
+                bytes.len()
+            ),
+        ));
+    }
+    Ok(bytes)
+}
+
+impl ProtectedFile {
+    /// Parse and validate file contents.
+    pub fn from_bytes(bytes: &[u8]) -> Result<ProtectedFile> {
+        let yaml = codec::parse_bytes(bytes)?;
+        Self::from_yaml(&yaml)
+    }
+
+    /// Validate a parsed YAML tree against the format.
+    pub fn from_yaml(yaml: &Yaml) -> Result<ProtectedFile> {
+        let entries = expect_map(yaml, "the file's top level")?;
+        let mut file = ProtectedFile::default();
+        let mut seen_custodians = false;
+        let mut seen_log = false;
+        let trust = trust_kdf_params();
+        for (key, line, value) in entries {
+            match key.as_str() {
+                KEY_CUSTODIANS => {
+                    seen_custodians = true;
+                    for (name, nline, data) in expect_map(value, "key-custodians")? {
+                        if !is_valid_custodian_name(name) {
+                            return Err(Error::invalid(
+                                Some(*nline),
+                                "key custodian name is empty or contains control characters".into(),
+                            ));
+                        }
+                        let what = format!("key custodian {name:?}");
+                        let fields = expect_map(data, &what)?;
+                        let mut pwdkm = None;
+                        for (field, fline, fval) in fields {
+                            if field != "pwdkm" {
+                                return Err(Error::invalid(
+                                    Some(*fline),
+                                    format!("unexpected key {field:?} in {what}"),
+                                ));
+                            }
+                            let s = expect_str(fval, &format!("pwdkm of {what}"))?;
+                            pwdkm = Some(Pwdkm::parse(s, trust).map_err(|e| {
+                                Error::invalid(Some(fval.line()), format!("custodian {name:?} {e}"))
+                            })?);
+                        }
+                        let pwdkm = pwdkm.ok_or_else(|| {
+                            Error::invalid(Some(data.line()), format!("{what} has no pwdkm"))
+                        })?;
+                        file.custodians.insert(name.clone(), pwdkm);
+                    }
+                }
+                AUDIT_LOG => {
+                    seen_log = true;
+                    let Yaml::Seq { items, .. } = value else {
+                        return Err(Error::invalid(
+                            Some(value.line()),
+                            format!("audit-log must be a list, found {}", value.kind()),
+                        ));
+                    };
+                    for item in items {
+                        file.audit_log
+                            .push(expect_str(item, "audit-log entry")?.to_string());
+                    }
+                }
+                name => {
+                    if let Some(problem) = domain_name_problem(name) {
+                        return Err(Error::invalid(
+                            Some(*line),
+                            format!("domain name {name:?} {problem}"),
+                        ));
+                    }
+                    let domain = Domain::from_yaml(name, value)?;
+                    file.domains.insert(name.to_string(), domain);
+                }
+            }
+        }
+        if !seen_custodians {
+            return Err(Error::invalid(
+                Some(yaml.line()),
+                "missing the key-custodians section".into(),
+            ));
+        }
+        if !seen_log {
+            return Err(Error::invalid(
+                Some(yaml.line()),
+                "missing the audit-log section".into(),
+            ));
+        }
+        Ok(file)
+    }
+
+    /// The canonical file contents, byte-identical to pocket_protector's.
+    pub fn to_yaml_string(&self) -> String {
+        let encoded: Vec<(&str, EncodedDomain)> = self
+            .domains
+            .iter()
+            .map(|(name, d)| (name.as_str(), EncodedDomain::new(d)))
+            .collect();
+        let custodians: Vec<(&str, String)> = self
+            .custodians
+            .iter()
+            .map(|(name, p)| (name.as_str(), p.encode()))
+            .collect();
+        let mut top: Vec<(&str, Node<'_>)> =
+            encoded.iter().map(|(name, d)| (*name, d.node())).collect();
+        top.push((
+            KEY_CUSTODIANS,
+            Node::Map(
+                custodians
+                    .iter()
+                    .map(|(name, p)| (*name, Node::Map(vec![("pwdkm", Node::Str(p))])))
+                    .collect(),
+            ),
+        ));
+        top.push((
+            AUDIT_LOG,
+            Node::Seq(self.audit_log.iter().map(String::as_str).collect()),
+        ));
+        codec::emit(&Node::Map(top))
+    }
+
+    /// Domains `name` owns, sorted.
+    pub fn owned_domains(&self, name: &str) -> Vec<&str> {
+        self.domains
+            .iter()
+            .filter(|(_, d)| d.owners.contains_key(name))
+            .map(|(n, _)| n.as_str())
+            .collect()
+    }
+
+    /// Secret name to the sorted names of the domains holding it.
+    pub fn all_secret_names(&self) -> BTreeMap<&str, Vec<&str>> {
+        let mut map: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for (dname, d) in &self.domains {
+            for sname in d.secrets.keys() {
+                map.entry(sname.as_str()).or_default().push(dname.as_str());
+            }
+        }
+        map
+    }
+}
+
+impl Domain {
+    fn from_yaml(name: &str, node: &Yaml) -> Result<Domain> {
+        let what = format!("domain {name:?}");
+        let mut public_key = None;
+        let mut owners = BTreeMap::new();
+        let mut secrets = BTreeMap::new();
+        let mut seen_meta = false;
+        for (key, kline, value) in expect_map(node, &what)? {
+            if key == "meta" {
+                seen_meta = true;
+                let mut seen_owners = false;
+                for (mkey, mline, mval) in expect_map(value, &format!("meta of {what}"))? {
+                    match mkey.as_str() {
+                        "public-key" => {
+                            let s = expect_str(mval, &format!("public-key of {what}"))?;
+                            let bytes = crypto::decode_v0(s).map_err(|e| {
+                                Error::invalid(
+                                    Some(mval.line()),
+                                    format!("public-key of {what} {e}"),
+                                )
+                            })?;
+                            let pk: [u8; KEY_SIZE] = bytes.as_slice().try_into().map_err(|_| {
+                                Error::invalid(
+                                    Some(mval.line()),
+                                    format!(
+                                        "public-key of {what} has {} bytes, expected {KEY_SIZE}",
+                                        bytes.len()
+                                    ),
+                                )
+                            })?;
+                            public_key = Some(pk);
+                        }
+                        "owners" => {
+                            seen_owners = true;
+                            for (owner, oline, oval) in
+                                expect_map(mval, &format!("owners of {what}"))?
+                            {
+                                if !is_valid_custodian_name(owner) {
+                                    return Err(Error::invalid(
+                                        Some(*oline),
+                                        format!(
+                                            "owner name in {what} is empty or contains control characters"
+                                        ),
+                                    ));
+                                }
+                                let bytes = sealed(oval, &format!("owner {owner:?} of {what}"))?;
+                                owners.insert(owner.clone(), bytes);
+                            }
+                        }
+                        other => {
+                            return Err(Error::invalid(
+                                Some(*mline),
+                                format!("unexpected key {other:?} in meta of {what}"),
+                            ));
+                        }
+                    }
+                }
+                if public_key.is_none() {
+                    return Err(Error::invalid(
+                        Some(value.line()),
+                        format!("meta of {what} has no public-key"),
+                    ));
+                }
+                if !seen_owners {
+                    return Err(Error::invalid(
+                        Some(value.line()),
+                        format!("meta of {what} has no owners"),
+                    ));
+                }
+            } else if let Some(sname) = key.strip_prefix("secret-") {
+                if !is_valid_secret_name(sname) {
+                    return Err(Error::invalid(
+                        Some(*kline),
+                        format!("invalid secret name {sname:?} in {what}"),
+                    ));
+                }
+                let bytes = sealed(value, &format!("secret {sname:?} of {what}"))?;
+                secrets.insert(sname.to_string(), bytes);
+            } else {
+                return Err(Error::invalid(
+                    Some(*kline),
+                    format!("unexpected key {key:?} in {what} (expected meta or secret-NAME)"),
+                ));
+            }
+        }
+        let (Some(public_key), true) = (public_key, seen_meta) else {
+            return Err(Error::invalid(
+                Some(node.line()),
+                format!("{what} has no meta section"),
+            ));
+        };
+        Ok(Domain {
+            public_key,
+            owners,
+            secrets,
+        })
+    }
+}
+
+/// A domain's values in their stored (base64) form, for emitting.
+struct EncodedDomain {
+    secrets: Vec<(String, String)>,
+    public_key: String,
+    owners: Vec<(String, String)>,
+}
+
+impl EncodedDomain {
+    fn new(d: &Domain) -> Self {
+        EncodedDomain {
+            secrets: d
+                .secrets
+                .iter()
+                .map(|(n, v)| (format!("secret-{n}"), crypto::encode_v0(v)))
+                .collect(),
+            public_key: crypto::encode_v0(&d.public_key),
+            owners: d
+                .owners
+                .iter()
+                .map(|(n, v)| (n.clone(), crypto::encode_v0(v)))
+                .collect(),
+        }
+    }
+
+    fn node(&self) -> Node<'_> {
+        let mut entries: Vec<(&str, Node<'_>)> = self
+            .secrets
+            .iter()
+            .map(|(k, v)| (k.as_str(), Node::Str(v)))
+            .collect();
+        entries.push((
+            "meta",
+            Node::Map(vec![
+                ("public-key", Node::Str(&self.public_key)),
+                (
+                    "owners",
+                    Node::Map(
+                        self.owners
+                            .iter()
+                            .map(|(k, v)| (k.as_str(), Node::Str(v)))
+                            .collect(),
+                    ),
+                ),
+            ]),
+        ));
+        Node::Map(entries)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!(is_valid_secret_name("a-b_C9"));
+        assert!(!is_valid_secret_name("9a"));
+        assert!(!is_valid_secret_name(""));
+        assert!(!is_valid_secret_name("a.b"));
+        assert!(domain_name_problem("metadata").is_some());
+        assert!(domain_name_problem("dev").is_none());
+        assert!(domain_name_problem("a\u{1b}b").is_some());
+    }
+
+    #[test]
+    fn empty_file_round_trip() {
+        let text = "key-custodians: {}\naudit-log:\n- 2026-11-28T09:12:00Z -- created\n";
+        let f = ProtectedFile::from_bytes(text.as_bytes()).unwrap();
+        assert_eq!(f.to_yaml_string(), text);
+    }
+
+    #[test]
+    fn schema_errors_name_lines() {
+        let e = ProtectedFile::from_bytes(b"key-custodians: {}\naudit-log:\n- 5\n").unwrap_err();
+        assert_eq!(e.line(), Some(3));
+        let e = ProtectedFile::from_bytes(b"key-custodians: {}\n").unwrap_err();
+        assert!(e.message().contains("audit-log"));
+        let e =
+            ProtectedFile::from_bytes(b"dev: {}\nkey-custodians: {}\naudit-log: []\n").unwrap_err();
+        assert!(e.message().contains("meta"), "{e}");
+    }
+}

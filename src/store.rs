@@ -1,0 +1,177 @@
+//! Reading and writing protected files on disk: bounded reads, atomic
+//! writes that keep permissions, and an exclusive lock so concurrent
+//! writers never lose each other's changes.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use crate::codec::MAX_FILE_BYTES;
+use crate::error::{Error, Result};
+use crate::model::ProtectedFile;
+
+/// Read a file's bytes, refusing files over [`MAX_FILE_BYTES`] without
+/// reading them whole.
+pub fn read_bounded(path: &Path) -> Result<Vec<u8>> {
+    let file = File::open(path).map_err(|e| Error::io("cannot read", path, &e))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::io("cannot read", path, &e))?;
+    if bytes.len() > MAX_FILE_BYTES {
+        return Err(Error::invalid(
+            None,
+            format!("file is larger than {MAX_FILE_BYTES} bytes; refusing to load it"),
+        )
+        .context(path.display()));
+    }
+    Ok(bytes)
+}
+
+/// Load and validate a protected file. Errors carry the path.
+pub fn load(path: &Path) -> Result<ProtectedFile> {
+    let bytes = read_bounded(path)?;
+    ProtectedFile::from_bytes(&bytes).map_err(|e| e.context(path.display()))
+}
+
+/// Write `contents` to `path` atomically: a temporary file in the same
+/// directory, fsync, rename over the target, fsync the directory. The
+/// target's permissions are kept (new files get the umask default).
+pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
+    let dir = parent_dir(path);
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".pprotect-")
+        .suffix(".tmp")
+        .tempfile_in(&dir)
+        .map_err(|e| Error::io("cannot create a temporary file in", &dir, &e))?;
+    // A new file gets the permissions the umask gives a created file.
+    let perms = match fs::metadata(path) {
+        Ok(meta) => meta.permissions(),
+        Err(_) => OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .and_then(|f| f.metadata())
+            .map_err(|e| Error::io("cannot create", path, &e))?
+            .permissions(),
+    };
+    tmp.write_all(contents)
+        .and_then(|()| tmp.as_file().sync_all())
+        .map_err(|e| Error::io("cannot write", tmp.path(), &e))?;
+    fs::set_permissions(tmp.path(), perms)
+        .map_err(|e| Error::io("cannot set permissions on", tmp.path(), &e))?;
+    tmp.persist(path)
+        .map_err(|e| Error::io("cannot replace", path, &e.error))?;
+    if let Ok(d) = File::open(&dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// The lock file guarding `path`: `.NAME.lock` beside it.
+pub fn lock_path(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "protected.yaml".into());
+    parent_dir(path).join(format!(".{name}.lock"))
+}
+
+/// An exclusive lock on a protected file, released (and its lock file
+/// removed) on drop.
+#[derive(Debug)]
+pub struct FileLock {
+    file: File,
+    path: PathBuf,
+}
+
+impl FileLock {
+    /// Block until this process holds the exclusive lock for `path`.
+    ///
+    /// The lock file is removed on release; to stay correct when another
+    /// process removes it between our open and our lock, the lock is only
+    /// taken as held once the path still names the file we locked.
+    pub fn acquire(path: &Path) -> Result<FileLock> {
+        let lpath = lock_path(path);
+        loop {
+            let file = OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&lpath)
+                .map_err(|e| Error::io("cannot create lock file", &lpath, &e))?;
+            file.lock()
+                .map_err(|e| Error::io("cannot lock", &lpath, &e))?;
+            if same_file(&file, &lpath) {
+                return Ok(FileLock { file, path: lpath });
+            }
+        }
+    }
+}
+
+#[cfg(unix)]
+fn same_file(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+#[cfg(not(unix))]
+fn same_file(_file: &File, path: &Path) -> bool {
+    path.exists()
+}
+
+impl Drop for FileLock {
+    fn drop(&mut self) {
+        // Remove while still holding the lock, so a waiter that then locks
+        // the old inode sees it is stale and retries.
+        let _ = fs::remove_file(&self.path);
+        let _ = self.file.unlock();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_keeps_permissions() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("protected.yaml");
+        fs::write(&p, "old").unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(&p, fs::Permissions::from_mode(0o640)).unwrap();
+            write_atomic(&p, b"new").unwrap();
+            assert_eq!(
+                fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+                0o640
+            );
+        }
+        assert_eq!(fs::read(&p).unwrap(), b"new");
+        let leftovers: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(leftovers.len(), 1);
+    }
+
+    #[test]
+    fn lock_is_removed_on_release() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("protected.yaml");
+        {
+            let _l = FileLock::acquire(&p).unwrap();
+            assert!(lock_path(&p).exists());
+        }
+        assert!(!lock_path(&p).exists());
+    }
+}
