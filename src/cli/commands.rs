@@ -1,0 +1,631 @@
+//! One function per subcommand, each a thin layer of prompts and output
+//! over the library.
+
+use std::path::{Path, PathBuf};
+
+use pprotect::ProtectedFile;
+use pprotect::crypto::{self, KeyType};
+use pprotect::ops::{Unlocked, py_repr};
+use pprotect::store::{self, FileLock};
+use secrecy::SecretString;
+
+use super::json::{Json, dumps};
+use super::term::{self, errln, out, outln, prompt, prompt_secret, sanitize};
+use super::{Cli, Command, Fail, creds, exec};
+
+/// The Python tool's version this release is compatible with.
+pub const COMPAT_VERSION: &str = "26.4.3";
+
+/// The protected file being worked on.
+struct Target {
+    path: PathBuf,
+    display: String,
+}
+
+impl Target {
+    fn new(cli: &Cli) -> Target {
+        let path = creds::abspath(&cli.file);
+        let display = path.display().to_string();
+        Target { path, display }
+    }
+
+    /// Load an existing file (exit 2 when missing).
+    fn load(&self) -> Result<ProtectedFile, Fail> {
+        if !self.path.exists() {
+            return Err(Fail::msg(
+                2,
+                format!("Protected file not found: {}", self.display),
+            ));
+        }
+        Ok(store::load(&self.path)?)
+    }
+
+    /// Refuse early when the file cannot be written.
+    fn check_writable(&self) -> Result<(), Fail> {
+        let meta = std::fs::metadata(&self.path).map_err(|e| Fail::msg(2, e.to_string()))?;
+        let writable = !meta.permissions().readonly()
+            && std::fs::OpenOptions::new()
+                .append(true)
+                .open(&self.path)
+                .is_ok();
+        if !writable {
+            return Err(Fail::msg(
+                1,
+                format!(
+                    "expected {} to be a writable file. Check the permissions and try again.",
+                    py_repr(&self.display)
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Apply a change under the file lock: re-read the file, apply `op`,
+/// optionally show the diff and ask, then write atomically. Re-reading
+/// under the lock is what makes concurrent writers all land.
+fn commit(
+    cli: &Cli,
+    t: &Target,
+    who: Option<&Unlocked>,
+    pwdkm: Option<&crypto::Pwdkm>,
+    op: impl FnOnce(&mut ProtectedFile) -> pprotect::Result<()>,
+) -> Result<(), Fail> {
+    let _lock = FileLock::acquire(&t.path)?;
+    let before = store::load(&t.path)?;
+    if let (Some(who), Some(p)) = (who, pwdkm)
+        && before.custodians.get(who.name()) != Some(p)
+    {
+        return Err(Fail::msg(
+            1,
+            format!(
+                "key custodian {} changed while this command ran; run it again",
+                who.name()
+            ),
+        ));
+    }
+    let mut after = before.clone();
+    op(&mut after)?;
+    write_checked(cli, t, &before.to_yaml_string(), &after.to_yaml_string())
+}
+
+fn write_checked(cli: &Cli, t: &Target, old: &str, new: &str) -> Result<(), Fail> {
+    if cli.confirm {
+        show_diff(t, old, new)?;
+        if !term::confirm("Write changes? [y/N] ")? {
+            outln("Aborting...")?;
+            return Err(Fail::Quiet(0));
+        }
+    }
+    store::write_atomic(&t.path, new.as_bytes())?;
+    Ok(())
+}
+
+fn show_diff(t: &Target, old: &str, new: &str) -> Result<(), Fail> {
+    let diff = similar::TextDiff::from_lines(old, new);
+    let text = diff
+        .unified_diff()
+        .context_radius(3)
+        .header(&format!("{}.old", t.display), &format!("{}.new", t.display))
+        .to_string();
+    let color = term::stdout_is_tty();
+    let mut lines = Vec::new();
+    for line in text.lines() {
+        let line = sanitize(line);
+        let colored = match line.chars().next() {
+            Some('-') if color => format!("\x1b[31m{line}\x1b[0m"),
+            Some('+') if color => format!("\x1b[32m{line}\x1b[0m"),
+            _ => line,
+        };
+        lines.push(colored);
+    }
+    outln("Changes to be written:\n")?;
+    outln(&format!("{}\n", lines.join("\n")))
+}
+
+fn key_type(cli: &Cli) -> Result<Option<&str>, Fail> {
+    match cli.key_type.as_deref() {
+        None | Some("") => Ok(None),
+        Some(k @ ("hard" | "fast" | "raw")) => Ok(Some(k)),
+        Some(_) => Err(Fail::msg(1, "--key-type must be one of: hard, fast, raw")),
+    }
+}
+
+fn show_raw_key_and_confirm(pass: &str) -> Result<bool, Fail> {
+    let bar = "=".repeat(72);
+    out(&format!(
+        "\n{bar}\n  GENERATED RAW KEY (copy this now, it will not be shown again):\n\n  {pass}\n\n  \
+         Store this key securely. It is your passphrase.\n  LOSS OF THIS KEY MEANS LOSS OF CUSTODIAN ACCESS.\n{bar}\n\n"
+    ))?;
+    Ok(prompt("Have you saved the key? Type YES to confirm: ")?.trim() == "YES")
+}
+
+/// Dispatch a parsed command line.
+pub fn run(cli: Cli) -> Result<(), Fail> {
+    if cli.help {
+        return out(super::HELP);
+    }
+    let Some(command) = &cli.command else {
+        out(super::HELP)?;
+        return Err(Fail::msg(1, "pprotect: expected a subcommand"));
+    };
+    let t = Target::new(&cli);
+    match command {
+        Command::Version => outln(&format!(
+            "pocket_protector version {COMPAT_VERSION} (pprotect {})",
+            env!("CARGO_PKG_VERSION")
+        )),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut cmd = Cli::command();
+            clap_complete::generate(*shell, &mut cmd, "pprotect", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Init => init(&cli, &t),
+        Command::AddKeyCustodian => {
+            let f = t.load()?;
+            t.check_writable()?;
+            let _ = f;
+            add_key_custodian(&cli, &t, false)
+        }
+        Command::ListAuditLog => {
+            let f = t.load()?;
+            if cli.json {
+                let items = f.audit_log.iter().map(|e| Json::Str(e)).collect();
+                return outln(&dumps(&Json::Arr(items)));
+            }
+            let lines: Vec<String> = f.audit_log.iter().map(|e| sanitize(e)).collect();
+            outln(&lines.join("\n"))
+        }
+        Command::TruncateAuditLog { keep } => {
+            t.load()?;
+            t.check_writable()?;
+            let keep = *keep;
+            commit(&cli, &t, None, None, |f| {
+                f.truncate_audit_log(keep);
+                Ok(())
+            })
+        }
+        Command::ListDomains => {
+            let f = t.load()?;
+            let names: Vec<&str> = f.domains.keys().map(String::as_str).collect();
+            if cli.json {
+                return outln(&dumps(&Json::Arr(
+                    names.into_iter().map(Json::Str).collect(),
+                )));
+            }
+            if names.is_empty() {
+                errln(&format!("(No domains in protected at {})", t.display));
+                return Ok(());
+            }
+            outln(
+                &names
+                    .iter()
+                    .map(|n| sanitize(n))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            )
+        }
+        Command::ListDomainSecrets { domain_name } => {
+            let f = t.load()?;
+            let d = f.domain(domain_name)?;
+            let names: Vec<&str> = d.secrets.keys().map(String::as_str).collect();
+            if cli.json {
+                return outln(&dumps(&Json::Arr(
+                    names.into_iter().map(Json::Str).collect(),
+                )));
+            }
+            if names.is_empty() {
+                errln(&format!(
+                    "(No secrets in domain {} of protected at {})",
+                    py_repr(&sanitize(domain_name)),
+                    t.display
+                ));
+                return Ok(());
+            }
+            outln(&names.join("\n"))
+        }
+        Command::ListAllSecrets => {
+            let f = t.load()?;
+            let map = f.all_secret_names();
+            if cli.json {
+                let obj = map
+                    .iter()
+                    .map(|(k, ds)| (*k, Json::Arr(ds.iter().map(|d| Json::Str(d)).collect())))
+                    .collect();
+                return outln(&dumps(&Json::Obj(obj)));
+            }
+            if map.is_empty() {
+                errln(&format!("(No secrets in protected at {})", t.display));
+                return Ok(());
+            }
+            let lines: Vec<String> = map
+                .iter()
+                .map(|(k, ds)| sanitize(&format!("{k}: {}", ds.join(", "))))
+                .collect();
+            outln(&lines.join("\n"))
+        }
+        Command::ListUserSecrets => {
+            let f = t.load()?;
+            let who = creds::get(&cli, &f, &t.display)?;
+            let owned = f.owned_domains(who.name());
+            if cli.json {
+                let obj = owned
+                    .iter()
+                    .map(|d| {
+                        let names = f.domains[*d].secrets.keys().map(|s| Json::Str(s)).collect();
+                        (*d, Json::Arr(names))
+                    })
+                    .collect();
+                return outln(&dumps(&Json::Obj(obj)));
+            }
+            if owned.is_empty() {
+                errln(&format!(
+                    "User {} does not own any domains.",
+                    sanitize(who.name())
+                ));
+                return Ok(());
+            }
+            let lines: Vec<String> = owned
+                .iter()
+                .map(|d| {
+                    let names: Vec<&str> =
+                        f.domains[*d].secrets.keys().map(String::as_str).collect();
+                    let list = if names.is_empty() {
+                        "(no secrets)".to_string()
+                    } else {
+                        names.join(", ")
+                    };
+                    sanitize(&format!("{d}: {list}"))
+                })
+                .collect();
+            outln(&lines.join("\n"))
+        }
+        Command::SetKeyCustodianPassphrase => change_custodian(&cli, &t, false),
+        Command::RekeyCustodian => change_custodian(&cli, &t, true),
+        Command::RmKeyCustodian => {
+            t.load()?;
+            t.check_writable()?;
+            outln("Removing key custodian.")?;
+            let name = prompt("User email: ")?;
+            commit(&cli, &t, None, None, |f| f.rm_key_custodian(&name))
+        }
+        Command::AddDomain => {
+            let f = t.load()?;
+            t.check_writable()?;
+            let who = creds::get(&cli, &f, &t.display)?;
+            outln("Adding new domain.")?;
+            let domain = prompt("Domain name: ")?;
+            commit(&cli, &t, Some(&who), f.custodians.get(who.name()), |f| {
+                f.add_domain(&domain, &who)
+            })
+        }
+        Command::RmDomain => {
+            t.load()?;
+            t.check_writable()?;
+            outln("Removing domain.")?;
+            let domain = prompt("Domain name: ")?;
+            commit(&cli, &t, None, None, |f| f.rm_domain(&domain))
+        }
+        Command::AddOwner => {
+            let f = t.load()?;
+            t.check_writable()?;
+            let who = creds::get(&cli, &f, &t.display)?;
+            outln("Adding domain owner.")?;
+            let domain = prompt("Domain name: ")?;
+            let new_owner = prompt("New owner email: ")?;
+            commit(&cli, &t, Some(&who), f.custodians.get(who.name()), |f| {
+                f.add_owner(&domain, &new_owner, &who)
+            })
+        }
+        Command::RmOwner => {
+            t.load()?;
+            t.check_writable()?;
+            outln("Removing domain owner.")?;
+            let domain = prompt("Domain name: ")?;
+            let owner = prompt("Owner email: ")?;
+            commit(&cli, &t, None, None, |f| f.rm_owner(&domain, &owner))?;
+            errln(
+                "Note: the removed owner can still decrypt this domain (from this file revision and all \
+                 earlier ones) until you run rotate-domain-keys and change the secret values.",
+            );
+            Ok(())
+        }
+        Command::RotateDomainKeys => {
+            let f = t.load()?;
+            t.check_writable()?;
+            let who = creds::get(&cli, &f, &t.display)?;
+            let domain = prompt("Domain name: ")?;
+            commit(&cli, &t, Some(&who), f.custodians.get(who.name()), |f| {
+                f.rotate_domain_key(&domain, &who)
+            })
+        }
+        Command::MigrateOwner => {
+            let f = t.load()?;
+            t.check_writable()?;
+            let who = creds::get(&cli, &f, &t.display)?;
+            let new_owner = prompt("New owner email: ")?;
+            let owned = f.owned_domains(who.name());
+            if owned.is_empty() {
+                return outln("You do not own any domains.");
+            }
+            outln(&sanitize(&format!(
+                "Will add {new_owner} as owner to: {}",
+                owned.join(", ")
+            )))?;
+            if !term::confirm("Proceed? [y/N] ")? {
+                return outln("Aborting.");
+            }
+            commit(&cli, &t, Some(&who), f.custodians.get(who.name()), |f| {
+                f.migrate_owner(&new_owner, &who).map(|_| ())
+            })
+        }
+        Command::AddSecret => secret_change(&cli, &t, false),
+        Command::UpdateSecret => secret_change(&cli, &t, true),
+        Command::RmSecret => {
+            t.load()?;
+            t.check_writable()?;
+            outln("Updating secret value.")?;
+            let domain = prompt("Domain name: ")?;
+            let name = prompt("Secret name: ")?;
+            commit(&cli, &t, None, None, |f| f.rm_secret(&domain, &name))
+        }
+        Command::DecryptDomain { domain_name } => decrypt_domain(&cli, &t, domain_name),
+        Command::Exec { command } => {
+            let Some(domain) = cli.domain.as_deref().filter(|d| !d.is_empty()) else {
+                return Err(Fail::msg(1, "--domain is required for exec"));
+            };
+            if command.is_empty() {
+                return Err(Fail::msg(
+                    1,
+                    "exec requires a command after -- (e.g. pprotect exec --domain prod -- ./myapp)",
+                ));
+            }
+            let f = t.load()?;
+            let who = creds::get(&cli, &f, &t.display)?;
+            let secrets = f.decrypt_domain(domain, &who)?;
+            let env = exec::build_env(
+                &secrets,
+                cli.prefix.as_deref(),
+                cli.uppercase,
+                cli.no_passthrough,
+                std::env::vars_os()
+                    .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))),
+                &cli.env_prefix,
+            )?;
+            drop(secrets);
+            Err(exec::exec(command, &env))
+        }
+    }
+}
+
+fn init(cli: &Cli, t: &Target) -> Result<(), Fail> {
+    if t.path.exists() {
+        return Err(Fail::msg(
+            2,
+            format!("Protected file already exists: {}", t.display),
+        ));
+    }
+    add_key_custodian(cli, t, true)
+}
+
+fn add_key_custodian(cli: &Cli, t: &Target, init: bool) -> Result<(), Fail> {
+    let kt = key_type(cli)?;
+    outln("Adding new key custodian.")?;
+    let (name, pass, key_type) = if kt == Some("raw") {
+        let name = prompt("User email: ")?;
+        let pass = crypto::generate_raw_passphrase();
+        if !show_raw_key_and_confirm(&pass)? {
+            return outln("Aborting. Key was not confirmed.");
+        }
+        (name, SecretString::from(pass.to_string()), KeyType::Raw)
+    } else {
+        let name = prompt("User email: ")?;
+        let pass = prompt_secret("Passphrase: ", true)?;
+        let kt = if kt == Some("fast") {
+            KeyType::FAST
+        } else {
+            KeyType::Hard
+        };
+        (name, pass, kt)
+    };
+    let derive = |f: &mut ProtectedFile| {
+        let _spinner = key_type.cost().map(|(_, mem)| {
+            term::Spinner::start(format!("deriving key ... {} MiB", mem / (1024 * 1024)))
+        });
+        f.add_key_custodian(&name, &pass, key_type)
+    };
+    if init {
+        let mut f = ProtectedFile::create();
+        derive(&mut f)?;
+        let _lock = FileLock::acquire(&t.path)?;
+        if t.path.exists() {
+            return Err(Fail::msg(
+                2,
+                format!("Protected file already exists: {}", t.display),
+            ));
+        }
+        return write_checked(cli, t, "", &f.to_yaml_string());
+    }
+    commit(cli, t, None, None, derive)
+}
+
+fn change_custodian(cli: &Cli, t: &Target, rekey: bool) -> Result<(), Fail> {
+    let f = t.load()?;
+    t.check_writable()?;
+    let kt = key_type(cli)?;
+    let user = prompt("User email: ")?;
+    let pass = prompt_secret("Current passphrase: ", false)?;
+    let who = creds::verify_plain(&f, user, pass)?;
+    let (new_pass, key_type) = if rekey && kt == Some("raw") {
+        let p = crypto::generate_raw_passphrase();
+        if !show_raw_key_and_confirm(&p)? {
+            return outln("Aborting. Key was not confirmed.");
+        }
+        (SecretString::from(p.to_string()), KeyType::Raw)
+    } else {
+        let p = prompt_secret("New passphrase: ", true)?;
+        (
+            p,
+            if kt == Some("fast") {
+                KeyType::FAST
+            } else {
+                KeyType::Hard
+            },
+        )
+    };
+    let pwdkm = f.custodians.get(who.name());
+    commit(cli, t, Some(&who), pwdkm, |f| {
+        let _spinner = key_type.cost().map(|(_, mem)| {
+            term::Spinner::start(format!("deriving key ... {} MiB", mem / (1024 * 1024)))
+        });
+        if rekey {
+            f.rekey_custodian(&who, &new_pass, key_type)
+        } else {
+            f.set_key_custodian_passphrase(&who, &new_pass, key_type)
+        }
+    })
+}
+
+fn read_secret_value(from: &str) -> Result<SecretString, Fail> {
+    use std::io::Read;
+    let mut buf = zeroize::Zeroizing::new(Vec::new());
+    if from == "-" {
+        std::io::stdin()
+            .lock()
+            .read_to_end(&mut buf)
+            .map_err(|e| Fail::msg(1, format!("unable to read secret value from stdin: {e}")))?;
+    } else {
+        let path = Path::new(from);
+        let mut file = std::fs::File::open(path).map_err(|e| {
+            Fail::msg(
+                1,
+                format!(
+                    "unable to read secret value from {}: {}",
+                    py_repr(from),
+                    creds::strerror(&e)
+                ),
+            )
+        })?;
+        file.read_to_end(&mut buf).map_err(|e| {
+            Fail::msg(
+                1,
+                format!(
+                    "unable to read secret value from {}: {}",
+                    py_repr(from),
+                    creds::strerror(&e)
+                ),
+            )
+        })?;
+    }
+    let text = String::from_utf8(buf.to_vec()).map_err(|_| {
+        Fail::msg(
+            1,
+            format!("secret value from {} is not UTF-8", py_repr(from)),
+        )
+    })?;
+    Ok(SecretString::from(text))
+}
+
+fn secret_change(cli: &Cli, t: &Target, update: bool) -> Result<(), Fail> {
+    t.load()?;
+    t.check_writable()?;
+    outln(if update {
+        "Updating secret value."
+    } else {
+        "Adding secret value."
+    })?;
+    let domain = match cli.domain.as_deref().filter(|d| !d.is_empty()) {
+        Some(d) => d.to_string(),
+        None => prompt("Domain name: ")?,
+    };
+    let name = match cli.secret_name.as_deref().filter(|d| !d.is_empty()) {
+        Some(d) => d.to_string(),
+        None => prompt("Secret name: ")?,
+    };
+    let value = match &cli.from_file {
+        Some(from) => read_secret_value(from)?,
+        None => SecretString::from(prompt("Secret value: ")?),
+    };
+    commit(cli, t, None, None, |f| {
+        if update {
+            f.update_secret(&domain, &name, &value)
+        } else {
+            f.add_secret(&domain, &name, &value)
+        }
+    })
+}
+
+fn is_shell_identifier(name: &str) -> bool {
+    let mut c = name.chars();
+    c.next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && c.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn decrypt_domain(cli: &Cli, t: &Target, domain: &str) -> Result<(), Fail> {
+    let format = match cli.output_format.as_deref() {
+        None => None,
+        Some(f @ ("json" | "env" | "shell")) => Some(f),
+        Some(_) => {
+            return Err(Fail::msg(
+                1,
+                "--output-format must be one of: json, env, shell",
+            ));
+        }
+    };
+    let f = t.load()?;
+    let who = creds::get(cli, &f, &t.display)?;
+    let secrets = f.decrypt_domain(domain, &who)?;
+    let secret = cli.secret.as_deref();
+    if let Some(s) = secret
+        && !secrets.contains_key(s)
+    {
+        return Err(Fail::msg(
+            1,
+            format!(
+                "secret {} not found in domain {}",
+                py_repr(s),
+                py_repr(domain)
+            ),
+        ));
+    }
+    let selected: Vec<(&str, &SecretString)> = match secret {
+        Some(s) => vec![(s, &secrets[s])],
+        None => secrets.iter().map(|(k, v)| (k.as_str(), v)).collect(),
+    };
+    match (format, secret) {
+        (None, Some(s)) => {
+            let v = zeroize::Zeroizing::new(format!("{}\n", term::expose(&secrets[s])));
+            out(&v)
+        }
+        (None | Some("json"), _) => {
+            let obj = selected
+                .iter()
+                .map(|(k, v)| (*k, Json::Str(term::expose(v))))
+                .collect();
+            let text = zeroize::Zeroizing::new(dumps(&Json::Obj(obj)) + "\n");
+            out(&text)
+        }
+        (Some(fmt), _) => {
+            let export = if fmt == "shell" { "export " } else { "" };
+            let mut text = zeroize::Zeroizing::new(String::new());
+            for (name, value) in &selected {
+                if !is_shell_identifier(name) {
+                    return Err(Fail::msg(
+                        1,
+                        format!(
+                            "{} is not a valid shell identifier; cannot safely represent in env/shell format",
+                            py_repr(name)
+                        ),
+                    ));
+                }
+                text.push_str(&format!(
+                    "{export}{name}={}\n",
+                    term::shell_quote(term::expose(value))
+                ));
+            }
+            out(&text)
+        }
+    }
+}

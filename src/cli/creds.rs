@@ -1,0 +1,181 @@
+//! Credential resolution, in pocket_protector's order and wording: the
+//! `--user` flag, then `<PREFIX>_USER` / `<PREFIX>_PASSPHRASE` (unless
+//! `--ignore-env`), then prompts (unless `--non-interactive`); a
+//! `--passphrase-file` is read first and stripped.
+
+use std::path::Path;
+
+use pprotect::ProtectedFile;
+use pprotect::ops::Unlocked;
+use secrecy::{ExposeSecret, SecretString};
+
+use super::term::{self, Spinner};
+use super::{Cli, Fail};
+
+/// Where each credential came from, for the error message.
+struct Sourced {
+    user: String,
+    user_source: Option<String>,
+    pass: SecretString,
+    pass_source: Option<String>,
+}
+
+/// Absolute, lexically normalized path (Python's `os.path.abspath`).
+pub fn abspath(p: &Path) -> std::path::PathBuf {
+    let abs = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let mut out = std::path::PathBuf::new();
+    for c in abs.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// Resolve credentials and verify them against `file` (one key derivation).
+pub fn get(cli: &Cli, file: &ProtectedFile, display_path: &str) -> Result<Unlocked, Fail> {
+    let interactive = !cli.non_interactive;
+    let check_env = !cli.ignore_env;
+    if !interactive && !check_env && cli.passphrase_file.is_none() {
+        return Err(Fail::msg(
+            2,
+            "--non-interactive with --ignore-env requires --passphrase-file (and --user) to supply credentials",
+        ));
+    }
+    let user_var = format!("{}_USER", cli.env_prefix);
+    let pass_var = format!("{}_PASSPHRASE", cli.env_prefix);
+    let mut user = cli.user.clone();
+    let mut user_source = "argument".to_string();
+    let mut pass: Option<SecretString> = None;
+    let mut pass_source: Option<String> = None;
+    if let Some(pf) = &cli.passphrase_file {
+        let abs = abspath(pf);
+        let bytes = std::fs::read(&abs).map_err(|e| {
+            Fail::msg(
+                1,
+                format!(
+                    "{} while reading passphrase from file at \"{}\"",
+                    strerror(&e),
+                    abs.display()
+                ),
+            )
+        })?;
+        let bytes = zeroize::Zeroizing::new(bytes);
+        let text = String::from_utf8(bytes.to_vec()).map_err(|_| {
+            Fail::msg(
+                1,
+                format!("passphrase file at \"{}\" is not UTF-8", abs.display()),
+            )
+        })?;
+        let text = zeroize::Zeroizing::new(text);
+        pass = Some(SecretString::from(text.trim().to_string()));
+        pass_source = Some(format!("passphrase file: {}", abs.display()));
+    }
+    if check_env {
+        if user.is_none() {
+            user = std::env::var(&user_var).ok();
+            user_source = format!("env var: {user_var}");
+        }
+        if pass.is_none() {
+            pass = std::env::var(&pass_var).ok().map(SecretString::from);
+            pass_source = Some(format!("env var: {pass_var}"));
+        }
+    }
+    if interactive {
+        match (&user, &pass) {
+            (None, _) => term::errln(&format!("Verify credentials for {display_path}")),
+            (Some(u), None) => term::errln(&format!(
+                "Verify passphrase for {display_path} (Using user {u} from {user_source})"
+            )),
+            _ => {}
+        }
+        if user.is_none() {
+            user = Some(term::prompt("User email: ")?);
+            user_source = "stdin".to_string();
+        }
+        if pass.is_none() {
+            pass = Some(term::prompt_secret("Passphrase: ", false)?);
+            pass_source = Some("stdin".to_string());
+        }
+    }
+    let creds = Sourced {
+        user: user.unwrap_or_default(),
+        user_source: Some(user_source),
+        pass: pass.unwrap_or_else(|| SecretString::from(String::new())),
+        pass_source,
+    };
+    verify(file, creds)
+}
+
+/// Verify explicit credentials (no sources in the message), as
+/// `set-key-custodian-passphrase` and `rekey-custodian` do.
+pub fn verify_plain(
+    file: &ProtectedFile,
+    user: String,
+    pass: SecretString,
+) -> Result<Unlocked, Fail> {
+    verify(
+        file,
+        Sourced {
+            user,
+            user_source: None,
+            pass,
+            pass_source: None,
+        },
+    )
+}
+
+fn verify(file: &ProtectedFile, c: Sourced) -> Result<Unlocked, Fail> {
+    let spinner = file
+        .custodians
+        .get(&c.user)
+        .and_then(|p| p.key_type.cost())
+        .map(|(_, mem)| Spinner::start(format!("deriving key ... {} MiB", mem / (1024 * 1024))));
+    tracing::debug!(user = %c.user, "verifying credentials");
+    let unlocked = file.unlock(&c.user, &c.pass)?;
+    drop(spinner);
+    if let Some(u) = unlocked {
+        return Ok(u);
+    }
+    let mut msg = String::from("Invalid user email");
+    if let Some(s) = &c.user_source {
+        msg.push_str(&format!(" (from {s})"));
+    }
+    msg.push_str(" or passphrase");
+    if let Some(s) = &c.pass_source {
+        msg.push_str(&format!(" (from {s})"));
+    }
+    msg.push_str(". Check credentials and try again.");
+    let mut empty = Vec::new();
+    if c.user.is_empty() {
+        empty.push("user ID");
+    }
+    if c.pass.expose_secret().is_empty() {
+        empty.push("passphrase");
+    }
+    if !empty.is_empty() {
+        msg.push_str(&format!(" (Warning: Empty {}.)", empty.join(" and ")));
+    }
+    Err(Fail::msg(1, msg))
+}
+
+/// C's `strerror` text for an I/O error, as Python reports it.
+pub fn strerror(e: &std::io::Error) -> String {
+    use std::io::ErrorKind as K;
+    match e.kind() {
+        K::NotFound => "No such file or directory".into(),
+        K::PermissionDenied => "Permission denied".into(),
+        K::IsADirectory => "Is a directory".into(),
+        _ => {
+            let s = e.to_string();
+            match s.find(" (os error") {
+                Some(i) => s[..i].to_string(),
+                None => s,
+            }
+        }
+    }
+}

@@ -1,0 +1,378 @@
+//! The command-line adapter: clap definitions, exit codes, and dispatch to
+//! the library. The only place clap appears.
+
+pub mod commands;
+pub mod creds;
+pub mod exec;
+pub mod json;
+pub mod term;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// Why the process ends early: an exit code and an optional message for
+/// stderr (printed as `error: MESSAGE`).
+#[derive(Debug)]
+pub enum Fail {
+    /// Exit with this code, printing nothing more.
+    Quiet(i32),
+    /// Print `error: MESSAGE` and exit with the code.
+    Msg(i32, String),
+}
+
+impl Fail {
+    /// An error message with an exit code.
+    pub fn msg(code: i32, m: impl Into<String>) -> Fail {
+        Fail::Msg(code, m.into())
+    }
+}
+
+impl From<pprotect::Error> for Fail {
+    fn from(e: pprotect::Error) -> Fail {
+        use pprotect::ErrorKind as K;
+        let code = match e.kind() {
+            K::Io => 2,
+            _ => 1,
+        };
+        Fail::Msg(code, e.to_string())
+    }
+}
+
+/// pocket_protector's top-level help, with pprotect's additions.
+pub const HELP: &str = "\
+Usage: pprotect subcommand [FLAGS]
+
+  pprotect
+
+  People-centric secret management system, built to work with modern
+  distributed version control systems. A drop-in successor to
+  pocket_protector that git understands.
+
+
+Subcommands:
+
+  init                  create a new protected
+  version               print the PocketProtector version and exit
+  list-audit-log        print audit log entries, one per line (informational;
+                        git history is the authoritative record)
+  truncate-audit-log    keep only the KEEP most recent audit log entries
+
+  Access Management:
+    add-key-custodian   add a new key custodian to the protected
+    list-user-secrets   display domains and secrets accessible to the
+                        authenticated user
+    set-key-custodian-passphrase
+                        update a key custodian passphrase
+    rekey-custodian     change a custodian key type (hard/fast/raw) and
+                        passphrase, re-encrypting all owned domains
+    rm-key-custodian    remove a key custodian and all of their ownerships
+
+  Domain Management:
+    add-domain          add a new domain to the protected
+    add-owner           add a key custodian to the owner list of a specific
+                        domain
+    list-domains        print a list of domain names, if any
+    rotate-domain-keys  rotate the internal encryption keys for a given domain
+    migrate-owner       grant a custodian ownership of all domains you own
+    rm-owner            remove a key custodian from the owner list of a domain
+    rm-domain           remove a domain and all of its keys from the protected
+
+  Secret Management:
+    add-secret          add a secret to a domain
+    list-domain-secrets print a list of secret names for a given domain
+    list-all-secrets    print a list of all secret names, along with the
+                        domains that define each
+    update-secret       update a secret value in a domain
+    rm-secret           remove a secret from a domain
+
+  Secret Access:
+    decrypt-domain      decrypt and display cleartext for a domain, with
+                        optional format and secret filter
+    exec                run a command with decrypted domain secrets injected
+                        as environment variables
+
+  completions           print a shell completion script (bash, zsh, fish)
+
+
+Flags:
+
+  --file PATH           the protected file (default: protected.yaml)
+  --confirm             show a diff and ask before writing changes
+  --non-interactive     never prompt for credentials
+  --ignore-env          ignore PPROTECT_USER / PPROTECT_PASSPHRASE
+  -u, --user EMAIL      the acting user's email
+  --passphrase-file P   read the passphrase from a file
+  --key-type TYPE       hard (default), fast or raw
+  --output-format F     json (default), env or shell (decrypt-domain)
+  --secret NAME         one secret only (decrypt-domain)
+  --domain NAME         domain (exec, add-secret, update-secret)
+  --secret-name NAME    secret name (add-secret, update-secret)
+  --from-file PATH|-    read the secret value from a file or stdin
+  --prefix P            prefix for env var names (exec)
+  --uppercase           UPPER_CASE env var names (exec)
+  --no-passthrough      exec with a minimal environment
+  --env-prefix P        credential env var prefix (default PPROTECT)
+  --json                machine-readable output for list-* commands
+  -v, --verbose         trace to stderr (never secrets)
+  -h, --help            show this help message and exit
+";
+
+/// Subcommand names, for the unknown-subcommand message.
+pub const SUBCOMMANDS: &[&str] = &[
+    "init",
+    "version",
+    "list_audit_log",
+    "truncate_audit_log",
+    "add_key_custodian",
+    "list_user_secrets",
+    "set_key_custodian_passphrase",
+    "rekey_custodian",
+    "rm_key_custodian",
+    "add_domain",
+    "add_owner",
+    "list_domains",
+    "rotate_domain_keys",
+    "migrate_owner",
+    "rm_owner",
+    "rm_domain",
+    "add_secret",
+    "list_domain_secrets",
+    "list_all_secrets",
+    "update_secret",
+    "rm_secret",
+    "decrypt_domain",
+    "exec",
+    "completions",
+];
+
+/// Command line, compatible with pocket_protector's: every flag is
+/// accepted before or after the subcommand.
+#[derive(Debug, Parser)]
+#[command(
+    name = "pprotect",
+    disable_help_subcommand = true,
+    disable_help_flag = true,
+    override_help = HELP
+)]
+pub struct Cli {
+    /// Show help.
+    #[arg(short = 'h', long, global = true)]
+    pub help: bool,
+    /// The protected file.
+    #[arg(long, global = true, default_value = "protected.yaml")]
+    pub file: PathBuf,
+    /// Show a diff and ask before writing.
+    #[arg(long, global = true)]
+    pub confirm: bool,
+    /// Never prompt for credentials.
+    #[arg(long, global = true)]
+    pub non_interactive: bool,
+    /// Ignore credential environment variables.
+    #[arg(long, global = true)]
+    pub ignore_env: bool,
+    /// The acting user's email.
+    #[arg(short = 'u', long, global = true)]
+    pub user: Option<String>,
+    /// A file holding only the passphrase.
+    #[arg(long, global = true)]
+    pub passphrase_file: Option<PathBuf>,
+    /// hard, fast or raw.
+    #[arg(long, global = true)]
+    pub key_type: Option<String>,
+    /// json, env or shell.
+    #[arg(long, global = true)]
+    pub output_format: Option<String>,
+    /// One secret (decrypt-domain).
+    #[arg(long, global = true)]
+    pub secret: Option<String>,
+    /// Domain name.
+    #[arg(long, global = true)]
+    pub domain: Option<String>,
+    /// Secret name.
+    #[arg(long, global = true)]
+    pub secret_name: Option<String>,
+    /// Read the secret value from this file, or `-` for stdin.
+    #[arg(long, global = true)]
+    pub from_file: Option<String>,
+    /// Env var name prefix (exec).
+    #[arg(long, global = true)]
+    pub prefix: Option<String>,
+    /// Upper-case env var names (exec).
+    #[arg(long, global = true)]
+    pub uppercase: bool,
+    /// Minimal environment (exec).
+    #[arg(long, global = true)]
+    pub no_passthrough: bool,
+    /// Credential env var prefix.
+    #[arg(
+        long,
+        global = true,
+        env = "PPROTECT_ENV_PREFIX",
+        default_value = "PPROTECT"
+    )]
+    pub env_prefix: String,
+    /// JSON output for list commands.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Tracing output on stderr.
+    #[arg(short = 'v', long, global = true)]
+    pub verbose: bool,
+    /// The subcommand.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Every subcommand; underscore spellings are accepted as aliases.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a new protected file with a first key custodian.
+    Init,
+    /// Print the version.
+    Version,
+    /// Print the audit log.
+    #[command(alias = "list_audit_log")]
+    ListAuditLog,
+    /// Keep only the KEEP most recent audit-log entries.
+    #[command(alias = "truncate_audit_log")]
+    TruncateAuditLog {
+        /// How many entries to keep.
+        keep: usize,
+    },
+    /// Add a key custodian.
+    #[command(alias = "add_key_custodian")]
+    AddKeyCustodian,
+    /// List the domains and secrets the user can read.
+    #[command(alias = "list_user_secrets")]
+    ListUserSecrets,
+    /// Change a custodian's passphrase.
+    #[command(alias = "set_key_custodian_passphrase")]
+    SetKeyCustodianPassphrase,
+    /// Change a custodian's key type and passphrase.
+    #[command(alias = "rekey_custodian")]
+    RekeyCustodian,
+    /// Remove a key custodian and their ownerships.
+    #[command(alias = "rm_key_custodian")]
+    RmKeyCustodian,
+    /// Add a domain.
+    #[command(alias = "add_domain")]
+    AddDomain,
+    /// Add an owner to a domain.
+    #[command(alias = "add_owner")]
+    AddOwner,
+    /// List domains.
+    #[command(alias = "list_domains")]
+    ListDomains,
+    /// Rotate a domain's keypair.
+    #[command(alias = "rotate_domain_keys")]
+    RotateDomainKeys,
+    /// Add a custodian as owner of all your domains.
+    #[command(alias = "migrate_owner")]
+    MigrateOwner,
+    /// Remove an owner from a domain.
+    #[command(alias = "rm_owner")]
+    RmOwner,
+    /// Remove a domain.
+    #[command(alias = "rm_domain")]
+    RmDomain,
+    /// Add a secret.
+    #[command(alias = "add_secret")]
+    AddSecret,
+    /// List a domain's secret names.
+    #[command(alias = "list_domain_secrets")]
+    ListDomainSecrets {
+        /// The domain.
+        domain_name: String,
+    },
+    /// List all secret names with their domains.
+    #[command(alias = "list_all_secrets")]
+    ListAllSecrets,
+    /// Change a secret.
+    #[command(alias = "update_secret")]
+    UpdateSecret,
+    /// Remove a secret.
+    #[command(alias = "rm_secret")]
+    RmSecret,
+    /// Decrypt a domain.
+    #[command(alias = "decrypt_domain")]
+    DecryptDomain {
+        /// The domain.
+        domain_name: String,
+    },
+    /// Run a command with a domain's secrets in its environment.
+    Exec {
+        /// The command and its arguments, after `--`.
+        #[arg(last = true)]
+        command: Vec<String>,
+    },
+    /// Print a shell completion script.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// Parse argv, run, and return the process exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind as K;
+            return match e.kind() {
+                K::DisplayHelp | K::DisplayVersion => {
+                    let _ = e.print();
+                    0
+                }
+                K::InvalidSubcommand => {
+                    let bad = e
+                        .get(clap::error::ContextKind::InvalidSubcommand)
+                        .map(|v| v.to_string())
+                        .unwrap_or_default();
+                    term::errln(&format!(
+                        "error: pprotect: unknown subcommand \"{}\", choose from: {}",
+                        term::sanitize(&bad),
+                        SUBCOMMANDS.join(", ")
+                    ));
+                    1
+                }
+                _ => {
+                    let rendered = e.render().to_string();
+                    let first = rendered
+                        .lines()
+                        .next()
+                        .unwrap_or("error: invalid arguments");
+                    term::errln(first);
+                    term::errln("Run 'pprotect --help' for the list of subcommands and flags.");
+                    1
+                }
+            };
+        }
+    };
+    init_tracing(cli.verbose);
+    match commands::run(cli) {
+        Ok(()) => 0,
+        Err(Fail::Quiet(code)) => code,
+        Err(Fail::Msg(code, m)) => {
+            term::errln(&format!("error: {}", term::sanitize(&m)));
+            code
+        }
+    }
+}
+
+fn init_tracing(verbose: bool) {
+    use tracing_subscriber::EnvFilter;
+    let filter = if verbose {
+        EnvFilter::new("pprotect=debug")
+    } else {
+        match std::env::var("RUST_LOG") {
+            Ok(v) if !v.is_empty() => EnvFilter::new(v),
+            _ => return,
+        }
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .try_init();
+}

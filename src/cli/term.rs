@@ -1,0 +1,212 @@
+//! Terminal I/O with pocket_protector's conventions: plain prompts on
+//! stdout, secret prompts on stderr, one line of stdin per prompt when
+//! stdin is not a terminal, and file-sourced text sanitized before display.
+
+use std::io::{self, BufRead, IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use zeroize::Zeroizing;
+
+use super::Fail;
+
+/// Replace C0/C1 control characters with U+FFFD, so a hostile file cannot
+/// send escape sequences to a terminal.
+pub fn sanitize(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if pprotect::model::is_control(c) {
+                '\u{FFFD}'
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+/// Write to stdout, treating a closed pipe as success.
+pub fn out(text: &str) -> Result<(), Fail> {
+    let mut o = io::stdout().lock();
+    match o.write_all(text.as_bytes()).and_then(|()| o.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Err(Fail::Quiet(0)),
+        Err(e) => Err(Fail::msg(2, format!("cannot write to stdout: {e}"))),
+    }
+}
+
+/// Write a line to stdout.
+pub fn outln(text: &str) -> Result<(), Fail> {
+    out(&format!("{text}\n"))
+}
+
+/// Write a line to stderr.
+pub fn errln(text: &str) {
+    let mut e = io::stderr().lock();
+    let _ = writeln!(e, "{text}");
+}
+
+fn read_line(secret_tty: bool) -> Result<Zeroizing<String>, Fail> {
+    if secret_tty {
+        return match rpassword::read_password() {
+            Ok(s) => Ok(Zeroizing::new(s)),
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Err(eof()),
+            Err(e) => Err(Fail::msg(1, format!("cannot read from the terminal: {e}"))),
+        };
+    }
+    let mut line = Zeroizing::new(String::new());
+    match io::stdin().lock().read_line(&mut line) {
+        Ok(0) => Err(eof()),
+        Ok(_) => {
+            if line.ends_with('\n') {
+                line.pop();
+                if line.ends_with('\r') {
+                    line.pop();
+                }
+            }
+            Ok(line)
+        }
+        Err(e) => Err(Fail::msg(1, format!("cannot read from stdin: {e}"))),
+    }
+}
+
+/// End of input at a prompt: pocket_protector prints a newline and exits 1.
+fn eof() -> Fail {
+    let _ = out("\n");
+    Fail::Quiet(1)
+}
+
+/// Ask on stdout, read a line.
+pub fn prompt(label: &str) -> Result<String, Fail> {
+    out(label)?;
+    Ok(read_line(false)?.to_string())
+}
+
+/// Ask on stderr, read a line without echo (from the terminal when stdin
+/// is one), optionally asking again to confirm.
+pub fn prompt_secret(label: &str, confirm: bool) -> Result<SecretString, Fail> {
+    let tty = io::stdin().is_terminal();
+    let ask = |l: &str| -> Result<Zeroizing<String>, Fail> {
+        let mut e = io::stderr().lock();
+        let _ = e.write_all(l.as_bytes());
+        let _ = e.flush();
+        drop(e);
+        read_line(tty)
+    };
+    let first = ask(label)?;
+    if confirm {
+        let again = ask(&format!("Retype {}", label.to_lowercase()))?;
+        if *first != *again {
+            return Err(Fail::msg(1, "Sorry, inputs did not match."));
+        }
+    }
+    Ok(SecretString::from(first.to_string()))
+}
+
+/// Ask a yes/no question on stdout; anything starting with `y` is yes.
+pub fn confirm(label: &str) -> Result<bool, Fail> {
+    Ok(prompt(label)?.to_lowercase().starts_with('y'))
+}
+
+/// Whether stdout is a terminal (colors are used only then).
+pub fn stdout_is_tty() -> bool {
+    io::stdout().is_terminal()
+}
+
+/// A spinner on stderr while the key derivation runs, shown only when
+/// stderr is a terminal.
+pub struct Spinner {
+    stop: Arc<AtomicBool>,
+    handle: Option<thread::JoinHandle<()>>,
+    shown: Arc<Mutex<bool>>,
+}
+
+impl Spinner {
+    /// Start spinning with `message` (after a short delay, so fast
+    /// derivations print nothing).
+    pub fn start(message: String) -> Spinner {
+        let stop = Arc::new(AtomicBool::new(false));
+        let shown = Arc::new(Mutex::new(false));
+        if !io::stderr().is_terminal() {
+            return Spinner {
+                stop,
+                handle: None,
+                shown,
+            };
+        }
+        let (s, sh) = (stop.clone(), shown.clone());
+        let handle = thread::spawn(move || {
+            let frames = ['|', '/', '-', '\\'];
+            thread::sleep(Duration::from_millis(150));
+            let mut i = 0;
+            while !s.load(Ordering::Relaxed) {
+                let mut e = io::stderr().lock();
+                let _ = write!(e, "\r{} {message}", frames[i % 4]);
+                let _ = e.flush();
+                *sh.lock().unwrap_or_else(|p| p.into_inner()) = true;
+                drop(e);
+                i += 1;
+                thread::sleep(Duration::from_millis(100));
+            }
+        });
+        Spinner {
+            stop,
+            handle: Some(handle),
+            shown,
+        }
+    }
+}
+
+impl Drop for Spinner {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+        if *self.shown.lock().unwrap_or_else(|p| p.into_inner()) {
+            let mut e = io::stderr().lock();
+            let _ = write!(e, "\r\x1b[2K");
+            let _ = e.flush();
+        }
+    }
+}
+
+/// Python's `shlex.quote`.
+pub fn shell_quote(s: &str) -> String {
+    if s.is_empty() {
+        return "''".to_string();
+    }
+    let safe = s
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "_@%+=:,./-".contains(c));
+    if safe {
+        return s.to_string();
+    }
+    format!("'{}'", s.replace('\'', "'\"'\"'"))
+}
+
+/// Expose a secret for output. Kept in one place so every use is easy to
+/// find.
+pub fn expose(s: &SecretString) -> &str {
+    s.expose_secret()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_like_shlex() {
+        assert_eq!(shell_quote(""), "''");
+        assert_eq!(shell_quote("val2"), "val2");
+        assert_eq!(shell_quote("a b"), "'a b'");
+        assert_eq!(shell_quote("it's"), "'it'\"'\"'s'");
+    }
+
+    #[test]
+    fn sanitizes_controls() {
+        assert_eq!(sanitize("a\x1b[31mb\u{85}"), "a\u{FFFD}[31mb\u{FFFD}");
+    }
+}
