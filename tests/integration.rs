@@ -2,4 +2,5 @@
 
 mod harness;
 
+mod cli;
 mod compat_fixtures;

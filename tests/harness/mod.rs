@@ -1,8 +1,11 @@
 //! Shared helpers: paths to fixtures, and a sealed environment for running
-//! the real `pprotect` binary.
+//! the real `pprotect` binary (private HOME, no global or system git
+//! config, fixed locale, cleared environment).
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
 /// The repository's fixtures folder.
 pub fn fixtures() -> PathBuf {
@@ -12,4 +15,149 @@ pub fn fixtures() -> PathBuf {
 /// The Python tool's fixtures.
 pub fn py_fixtures() -> PathBuf {
     fixtures().join("pocket_protector-26.4.3")
+}
+
+/// The built binary.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_pprotect")
+}
+
+/// What a run printed and returned.
+#[derive(Debug)]
+pub struct Out {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Out {
+    #[track_caller]
+    pub fn ok(self) -> Out {
+        assert_eq!(self.code, 0, "expected success: {self:#?}");
+        self
+    }
+    #[track_caller]
+    pub fn code(self, code: i32) -> Out {
+        assert_eq!(self.code, code, "expected exit {code}: {self:#?}");
+        self
+    }
+}
+
+/// A temporary working directory with a sealed environment.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub vars: Vec<(String, String)>,
+}
+
+impl Env {
+    pub fn new() -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("home")).unwrap();
+        let vars = vec![
+            ("HOME".into(), dir.path().join("home").display().to_string()),
+            ("PATH".into(), std::env::var("PATH").unwrap_or_default()),
+            ("LANG".into(), "C.UTF-8".into()),
+            ("GIT_CONFIG_NOSYSTEM".into(), "1".into()),
+            ("GIT_CONFIG_GLOBAL".into(), "/dev/null".into()),
+            ("GIT_AUTHOR_NAME".into(), "Test".into()),
+            ("GIT_AUTHOR_EMAIL".into(), "test@example.com".into()),
+            ("GIT_COMMITTER_NAME".into(), "Test".into()),
+            ("GIT_COMMITTER_EMAIL".into(), "test@example.com".into()),
+        ];
+        Env { dir, vars }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn file(&self) -> PathBuf {
+        self.dir.path().join("protected.yaml")
+    }
+
+    pub fn read(&self) -> String {
+        std::fs::read_to_string(self.file()).unwrap()
+    }
+
+    /// Set a variable for every later run.
+    pub fn set(&mut self, k: &str, v: &str) {
+        self.vars.retain(|(key, _)| key != k);
+        self.vars.push((k.into(), v.into()));
+    }
+
+    pub fn unset(&mut self, k: &str) {
+        self.vars.retain(|(key, _)| key != k);
+    }
+
+    /// Act as `user` with `pass` through the environment.
+    pub fn login(&mut self, user: &str, pass: &str) {
+        self.set("PPROTECT_USER", user);
+        self.set("PPROTECT_PASSPHRASE", pass);
+    }
+
+    pub fn command(&self, program: &str) -> Command {
+        let mut c = Command::new(program);
+        c.env_clear().current_dir(self.path());
+        for (k, v) in &self.vars {
+            c.env(k, v);
+        }
+        c
+    }
+
+    /// Run `pprotect ARGS` with `stdin`.
+    pub fn run(&self, args: &[&str], stdin: &str) -> Out {
+        self.run_with(bin(), args, stdin, &[])
+    }
+
+    /// Run a program with extra environment variables.
+    pub fn run_with(
+        &self,
+        program: &str,
+        args: &[&str],
+        stdin: &str,
+        extra: &[(&str, &str)],
+    ) -> Out {
+        let mut c = self.command(program);
+        c.args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in extra {
+            c.env(k, v);
+        }
+        let mut child = c.spawn().unwrap();
+        let mut input = child.stdin.take().unwrap();
+        let data = stdin.as_bytes().to_vec();
+        let writer = std::thread::spawn(move || {
+            let _ = input.write_all(&data);
+        });
+        let o = child.wait_with_output().unwrap();
+        writer.join().unwrap();
+        Out {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+
+    /// Run git in the directory.
+    pub fn git(&self, args: &[&str]) -> Out {
+        self.run_with("git", args, "", &[])
+    }
+
+    /// `init` with a fast custodian `user`/`pass`, then log in as them.
+    pub fn init_fast(&mut self, user: &str, pass: &str) {
+        self.run(
+            &["init", "--key-type", "fast"],
+            &format!("{user}\n{pass}\n{pass}\n"),
+        )
+        .ok();
+        self.login(user, pass);
+    }
+}
+
+/// Replace audit timestamps with `TS`.
+pub fn redact_ts(s: &str) -> String {
+    let re = regex::Regex::new(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z").unwrap();
+    re.replace_all(s, "TS").into_owned()
 }
