@@ -4,3 +4,4 @@ mod harness;
 
 mod cli;
 mod compat_fixtures;
+mod compat_python;
