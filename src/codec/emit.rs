@@ -237,7 +237,7 @@ impl Emitter {
     }
 
     fn write_indicator(&mut self, ind: &str, need_ws: bool, whitespace: bool, indention: bool) {
-        if !(self.whitespace || !need_ws) {
+        if !self.whitespace && need_ws {
             self.push(" ");
             self.column += 1;
         }
@@ -573,12 +573,12 @@ fn double_needs_backslash(text: &[char], start: usize, end: usize) -> bool {
     }
     let segment = &text[end..space_pos];
     let double_space = end >= 1 && text[end - 1] == ' ' && text[end] == ' ';
-    !(!segment.contains(&'"')
-        && !segment.contains(&'\'')
-        && next != ' '
-        && next != '\n'
-        && !double_space
-        && start != end)
+    segment.contains(&'"')
+        || segment.contains(&'\'')
+        || next == ' '
+        || next == '\n'
+        || double_space
+        || start == end
 }
 
 fn escape_double(c: char) -> String {
