@@ -85,7 +85,7 @@ impl Error {
         Error {
             kind: ErrorKind::Io,
             line: None,
-            message: format!("{what} {}: {}", path.display(), io_reason(err)),
+            message: format!("{what} {}: {}", path.display(), strerror(err)),
         }
     }
 
@@ -114,11 +114,14 @@ impl Error {
     }
 }
 
-fn io_reason(err: &std::io::Error) -> String {
+/// C's `strerror` text for an I/O error ("No such file or directory"),
+/// the wording Python, and so pocket_protector, reports.
+pub fn strerror(err: &std::io::Error) -> String {
     use std::io::ErrorKind as K;
     match err.kind() {
-        K::NotFound => "no such file or directory".into(),
-        K::PermissionDenied => "permission denied".into(),
+        K::NotFound => "No such file or directory".into(),
+        K::PermissionDenied => "Permission denied".into(),
+        K::IsADirectory => "Is a directory".into(),
         _ => {
             let s = err.to_string();
             // Strip Rust's " (os error N)" suffix.

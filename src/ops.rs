@@ -11,7 +11,6 @@ use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use secrecy::{ExposeSecret, SecretString};
-use zeroize::Zeroizing;
 
 use crate::crypto::{self, KeyType, Pwdkm, SecretKey};
 use crate::error::{Error, Result};
@@ -24,12 +23,19 @@ use crate::model::{
 pub struct Unlocked {
     name: String,
     key: SecretKey,
+    pwdkm: Pwdkm,
 }
 
 impl Unlocked {
     /// The custodian's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Whether `file` still holds the key material this key was derived
+    /// from (it may have changed since, under a concurrent writer).
+    pub fn is_current_in(&self, file: &ProtectedFile) -> bool {
+        file.custodians.get(&self.name) == Some(&self.pwdkm)
     }
 }
 
@@ -166,6 +172,7 @@ impl ProtectedFile {
         Ok(Some(Unlocked {
             name: name.to_string(),
             key,
+            pwdkm: pwdkm.clone(),
         }))
     }
 
@@ -577,14 +584,6 @@ pub fn py_repr(s: &str) -> String {
     out.push(quote);
     out
 }
-
-/// Keep a passphrase in memory that is zeroized on drop.
-pub fn secret_string(s: String) -> SecretString {
-    SecretString::from(s)
-}
-
-/// A byte buffer zeroized on drop.
-pub type SecretBytes = Zeroizing<Vec<u8>>;
 
 #[cfg(test)]
 mod tests {

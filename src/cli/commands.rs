@@ -40,7 +40,14 @@ impl Target {
         Ok(store::load(&self.path)?)
     }
 
-    /// Refuse early when the file cannot be written.
+    /// Load a file the command will change, refusing early (before any
+    /// prompt) when it cannot be written.
+    fn load_for_write(&self) -> Result<ProtectedFile, Fail> {
+        let file = self.load()?;
+        self.check_writable()?;
+        Ok(file)
+    }
+
     fn check_writable(&self) -> Result<(), Fail> {
         let meta = std::fs::metadata(&self.path).map_err(|e| Fail::msg(2, e.to_string()))?;
         let writable = !meta.permissions().readonly()
@@ -68,13 +75,12 @@ fn commit(
     cli: &Cli,
     t: &Target,
     who: Option<&Unlocked>,
-    pwdkm: Option<&crypto::Pwdkm>,
     op: impl FnOnce(&mut ProtectedFile) -> pprotect::Result<()>,
 ) -> Result<(), Fail> {
     let _lock = FileLock::acquire(&t.path)?;
     let before = store::load(&t.path)?;
-    if let (Some(who), Some(p)) = (who, pwdkm)
-        && before.custodians.get(who.name()) != Some(p)
+    if let Some(who) = who
+        && !who.is_current_in(&before)
     {
         return Err(Fail::msg(
             1,
@@ -163,9 +169,7 @@ pub fn run(cli: Cli) -> Result<(), Fail> {
         }
         Command::Init => init(&cli, &t),
         Command::AddKeyCustodian => {
-            let f = t.load()?;
-            t.check_writable()?;
-            let _ = f;
+            t.load_for_write()?;
             add_key_custodian(&cli, &t, false)
         }
         Command::ListAuditLog => {
@@ -178,10 +182,9 @@ pub fn run(cli: Cli) -> Result<(), Fail> {
             outln(&lines.join("\n"))
         }
         Command::TruncateAuditLog { keep } => {
-            t.load()?;
-            t.check_writable()?;
+            t.load_for_write()?;
             let keep = *keep;
-            commit(&cli, &t, None, None, |f| {
+            commit(&cli, &t, None, |f| {
                 f.truncate_audit_log(keep);
                 Ok(())
             })
@@ -284,47 +287,40 @@ pub fn run(cli: Cli) -> Result<(), Fail> {
         Command::SetKeyCustodianPassphrase => change_custodian(&cli, &t, false),
         Command::RekeyCustodian => change_custodian(&cli, &t, true),
         Command::RmKeyCustodian => {
-            t.load()?;
-            t.check_writable()?;
+            t.load_for_write()?;
             outln("Removing key custodian.")?;
             let name = prompt("User email: ")?;
-            commit(&cli, &t, None, None, |f| f.rm_key_custodian(&name))
+            commit(&cli, &t, None, |f| f.rm_key_custodian(&name))
         }
         Command::AddDomain => {
-            let f = t.load()?;
-            t.check_writable()?;
+            let f = t.load_for_write()?;
             let who = creds::get(&cli, &f, &t.display)?;
             outln("Adding new domain.")?;
             let domain = prompt("Domain name: ")?;
-            commit(&cli, &t, Some(&who), f.custodians.get(who.name()), |f| {
-                f.add_domain(&domain, &who)
-            })
+            commit(&cli, &t, Some(&who), |f| f.add_domain(&domain, &who))
         }
         Command::RmDomain => {
-            t.load()?;
-            t.check_writable()?;
+            t.load_for_write()?;
             outln("Removing domain.")?;
             let domain = prompt("Domain name: ")?;
-            commit(&cli, &t, None, None, |f| f.rm_domain(&domain))
+            commit(&cli, &t, None, |f| f.rm_domain(&domain))
         }
         Command::AddOwner => {
-            let f = t.load()?;
-            t.check_writable()?;
+            let f = t.load_for_write()?;
             let who = creds::get(&cli, &f, &t.display)?;
             outln("Adding domain owner.")?;
             let domain = prompt("Domain name: ")?;
             let new_owner = prompt("New owner email: ")?;
-            commit(&cli, &t, Some(&who), f.custodians.get(who.name()), |f| {
+            commit(&cli, &t, Some(&who), |f| {
                 f.add_owner(&domain, &new_owner, &who)
             })
         }
         Command::RmOwner => {
-            t.load()?;
-            t.check_writable()?;
+            t.load_for_write()?;
             outln("Removing domain owner.")?;
             let domain = prompt("Domain name: ")?;
             let owner = prompt("Owner email: ")?;
-            commit(&cli, &t, None, None, |f| f.rm_owner(&domain, &owner))?;
+            commit(&cli, &t, None, |f| f.rm_owner(&domain, &owner))?;
             errln(
                 "Note: the removed owner can still decrypt this domain (from this file revision and all \
                  earlier ones) until you run rotate-domain-keys and change the secret values.",
@@ -332,17 +328,13 @@ pub fn run(cli: Cli) -> Result<(), Fail> {
             Ok(())
         }
         Command::RotateDomainKeys => {
-            let f = t.load()?;
-            t.check_writable()?;
+            let f = t.load_for_write()?;
             let who = creds::get(&cli, &f, &t.display)?;
             let domain = prompt("Domain name: ")?;
-            commit(&cli, &t, Some(&who), f.custodians.get(who.name()), |f| {
-                f.rotate_domain_key(&domain, &who)
-            })
+            commit(&cli, &t, Some(&who), |f| f.rotate_domain_key(&domain, &who))
         }
         Command::MigrateOwner => {
-            let f = t.load()?;
-            t.check_writable()?;
+            let f = t.load_for_write()?;
             let who = creds::get(&cli, &f, &t.display)?;
             let new_owner = prompt("New owner email: ")?;
             let owned = f.owned_domains(who.name());
@@ -356,19 +348,18 @@ pub fn run(cli: Cli) -> Result<(), Fail> {
             if !term::confirm("Proceed? [y/N] ")? {
                 return outln("Aborting.");
             }
-            commit(&cli, &t, Some(&who), f.custodians.get(who.name()), |f| {
+            commit(&cli, &t, Some(&who), |f| {
                 f.migrate_owner(&new_owner, &who).map(|_| ())
             })
         }
         Command::AddSecret => secret_change(&cli, &t, false),
         Command::UpdateSecret => secret_change(&cli, &t, true),
         Command::RmSecret => {
-            t.load()?;
-            t.check_writable()?;
+            t.load_for_write()?;
             outln("Updating secret value.")?;
             let domain = prompt("Domain name: ")?;
             let name = prompt("Secret name: ")?;
-            commit(&cli, &t, None, None, |f| f.rm_secret(&domain, &name))
+            commit(&cli, &t, None, |f| f.rm_secret(&domain, &name))
         }
         Command::DecryptDomain { domain_name } => decrypt_domain(&cli, &t, domain_name),
         Command::Exec { command } => {
@@ -430,9 +421,7 @@ fn add_key_custodian(cli: &Cli, t: &Target, init: bool) -> Result<(), Fail> {
         (name, pass, kt)
     };
     let derive = |f: &mut ProtectedFile| {
-        let _spinner = key_type.cost().map(|(_, mem)| {
-            term::Spinner::start(format!("deriving key ... {} MiB", mem / (1024 * 1024)))
-        });
+        let _spinner = term::kdf_spinner(key_type);
         f.add_key_custodian(&name, &pass, key_type)
     };
     if init {
@@ -447,12 +436,11 @@ fn add_key_custodian(cli: &Cli, t: &Target, init: bool) -> Result<(), Fail> {
         }
         return write_checked(cli, t, "", &f.to_yaml_string());
     }
-    commit(cli, t, None, None, derive)
+    commit(cli, t, None, derive)
 }
 
 fn change_custodian(cli: &Cli, t: &Target, rekey: bool) -> Result<(), Fail> {
-    let f = t.load()?;
-    t.check_writable()?;
+    let f = t.load_for_write()?;
     let kt = key_type(cli)?;
     let user = prompt("User email: ")?;
     let pass = prompt_secret("Current passphrase: ", false)?;
@@ -474,11 +462,8 @@ fn change_custodian(cli: &Cli, t: &Target, rekey: bool) -> Result<(), Fail> {
             },
         )
     };
-    let pwdkm = f.custodians.get(who.name());
-    commit(cli, t, Some(&who), pwdkm, |f| {
-        let _spinner = key_type.cost().map(|(_, mem)| {
-            term::Spinner::start(format!("deriving key ... {} MiB", mem / (1024 * 1024)))
-        });
+    commit(cli, t, Some(&who), |f| {
+        let _spinner = term::kdf_spinner(key_type);
         if rekey {
             f.rekey_custodian(&who, &new_pass, key_type)
         } else {
@@ -503,7 +488,7 @@ fn read_secret_value(from: &str) -> Result<SecretString, Fail> {
                 format!(
                     "unable to read secret value from {}: {}",
                     py_repr(from),
-                    creds::strerror(&e)
+                    pprotect::error::strerror(&e)
                 ),
             )
         })?;
@@ -513,7 +498,7 @@ fn read_secret_value(from: &str) -> Result<SecretString, Fail> {
                 format!(
                     "unable to read secret value from {}: {}",
                     py_repr(from),
-                    creds::strerror(&e)
+                    pprotect::error::strerror(&e)
                 ),
             )
         })?;
@@ -528,8 +513,7 @@ fn read_secret_value(from: &str) -> Result<SecretString, Fail> {
 }
 
 fn secret_change(cli: &Cli, t: &Target, update: bool) -> Result<(), Fail> {
-    t.load()?;
-    t.check_writable()?;
+    t.load_for_write()?;
     outln(if update {
         "Updating secret value."
     } else {
@@ -547,7 +531,7 @@ fn secret_change(cli: &Cli, t: &Target, update: bool) -> Result<(), Fail> {
         Some(from) => read_secret_value(from)?,
         None => SecretString::from(prompt("Secret value: ")?),
     };
-    commit(cli, t, None, None, |f| {
+    commit(cli, t, None, |f| {
         if update {
             f.update_secret(&domain, &name, &value)
         } else {

@@ -9,7 +9,7 @@ use pprotect::ProtectedFile;
 use pprotect::ops::Unlocked;
 use secrecy::{ExposeSecret, SecretString};
 
-use super::term::{self, Spinner};
+use super::term;
 use super::{Cli, Fail};
 
 /// Where each credential came from, for the error message.
@@ -59,7 +59,7 @@ pub fn get(cli: &Cli, file: &ProtectedFile, display_path: &str) -> Result<Unlock
                 1,
                 format!(
                     "{} while reading passphrase from file at \"{}\"",
-                    strerror(&e),
+                    pprotect::error::strerror(&e),
                     abs.display()
                 ),
             )
@@ -133,8 +133,7 @@ fn verify(file: &ProtectedFile, c: Sourced) -> Result<Unlocked, Fail> {
     let spinner = file
         .custodians
         .get(&c.user)
-        .and_then(|p| p.key_type.cost())
-        .map(|(_, mem)| Spinner::start(format!("deriving key ... {} MiB", mem / (1024 * 1024))));
+        .and_then(|p| term::kdf_spinner(p.key_type));
     tracing::debug!(user = %c.user, "verifying credentials");
     let unlocked = file.unlock(&c.user, &c.pass)?;
     drop(spinner);
@@ -161,21 +160,4 @@ fn verify(file: &ProtectedFile, c: Sourced) -> Result<Unlocked, Fail> {
         msg.push_str(&format!(" (Warning: Empty {}.)", empty.join(" and ")));
     }
     Err(Fail::msg(1, msg))
-}
-
-/// C's `strerror` text for an I/O error, as Python reports it.
-pub fn strerror(e: &std::io::Error) -> String {
-    use std::io::ErrorKind as K;
-    match e.kind() {
-        K::NotFound => "No such file or directory".into(),
-        K::PermissionDenied => "Permission denied".into(),
-        K::IsADirectory => "Is a directory".into(),
-        _ => {
-            let s = e.to_string();
-            match s.find(" (os error") {
-                Some(i) => s[..i].to_string(),
-                None => s,
-            }
-        }
-    }
 }

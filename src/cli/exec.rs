@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use pprotect::ops::DecryptedDomain;
+use pprotect::ops::{DecryptedDomain, py_repr};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::Fail;
@@ -70,7 +70,9 @@ pub fn build_env(
             return Err(Fail::msg(
                 1,
                 format!(
-                    "secret name collision after transformation: '{name}' and a prior secret both map to '{env_name}'"
+                    "secret name collision after transformation: {} and a prior secret both map to {}",
+                    py_repr(name),
+                    py_repr(&env_name)
                 ),
             ));
         }
@@ -125,7 +127,7 @@ pub fn exec(command: &[String], env: &BTreeMap<String, SecretString>) -> Fail {
         format!(
             "cannot run {}: {}",
             command[0],
-            super::creds::strerror(&err)
+            pprotect::error::strerror(&err)
         ),
     )
 }

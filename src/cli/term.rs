@@ -173,6 +173,13 @@ impl Drop for Spinner {
     }
 }
 
+/// The spinner shown while deriving a key of this type (none for raw keys).
+pub fn kdf_spinner(key_type: pprotect::KeyType) -> Option<Spinner> {
+    key_type
+        .cost()
+        .map(|(_, mem)| Spinner::start(format!("deriving key ... {} MiB", mem / (1024 * 1024))))
+}
+
 /// Python's `shlex.quote`.
 pub fn shell_quote(s: &str) -> String {
     if s.is_empty() {
