@@ -22,6 +22,8 @@ pub enum ErrorKind {
     Decrypt,
     /// Reading or writing a file failed.
     Io,
+    /// A git repository could not be read or configured.
+    Git,
 }
 
 /// An error from the pprotect library.
@@ -86,6 +88,15 @@ impl Error {
             kind: ErrorKind::Io,
             line: None,
             message: format!("{what} {}: {}", path.display(), strerror(err)),
+        }
+    }
+
+    /// A git failure: `what` failed, with the underlying error.
+    pub fn git(what: impl fmt::Display, err: impl fmt::Display) -> Self {
+        Error {
+            kind: ErrorKind::Git,
+            line: None,
+            message: format!("{what}: {err}"),
         }
     }
 

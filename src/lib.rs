@@ -37,6 +37,7 @@ pub mod api;
 pub mod codec;
 pub mod crypto;
 pub mod error;
+pub mod git;
 pub mod model;
 pub mod ops;
 pub mod store;

@@ -5,3 +5,4 @@ mod harness;
 mod cli;
 mod compat_fixtures;
 mod compat_python;
+mod git_textconv_precommit;

@@ -168,6 +168,11 @@ pub fn run(cli: Cli) -> Result<(), Fail> {
             Ok(())
         }
         Command::Init => init(&cli, &t),
+        Command::Textconv { path } => {
+            let bytes = store::read_bounded(path)?;
+            out(&pprotect::git::textconv::render_bytes(&bytes))
+        }
+        Command::PreCommit => pre_commit(&cli),
         Command::AddKeyCustodian => {
             t.load_for_write()?;
             add_key_custodian(&cli, &t, false)
@@ -612,4 +617,29 @@ fn decrypt_domain(cli: &Cli, t: &Target, domain: &str) -> Result<(), Fail> {
             out(&text)
         }
     }
+}
+
+fn pre_commit(cli: &Cli) -> Result<(), Fail> {
+    let cwd = std::env::current_dir().map_err(|e| Fail::msg(2, e.to_string()))?;
+    let repo = pprotect::git::repo::Repo::discover(&cwd)?;
+    let creds = creds::non_interactive(cli)?;
+    let report = pprotect::git::precommit::check(&repo, creds.as_ref())?;
+    for w in &report.warnings {
+        errln(&format!("pprotect pre-commit: warning: {}", sanitize(w)));
+    }
+    if report.findings.is_empty() {
+        return Ok(());
+    }
+    for f in &report.findings {
+        errln(&format!(
+            "pprotect pre-commit: {}",
+            sanitize(&f.to_string())
+        ));
+    }
+    errln(&format!(
+        "pprotect pre-commit: {} problem(s) in the staged change. Fix and re-stage them; silence a false \
+         positive with a `pprotect: allow` comment on the line or `git config --add pprotect.allow PATH`.",
+        report.findings.len()
+    ));
+    Err(Fail::Quiet(1))
 }

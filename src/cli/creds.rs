@@ -161,3 +161,45 @@ fn verify(file: &ProtectedFile, c: Sourced) -> Result<Unlocked, Fail> {
     }
     Err(Fail::msg(1, msg))
 }
+
+/// Credentials available without prompting (`--user` or `<PREFIX>_USER`,
+/// and `--passphrase-file` or `<PREFIX>_PASSPHRASE`), for checks that must
+/// never ask. `None` when either part is missing.
+pub fn non_interactive(cli: &Cli) -> Result<Option<pprotect::Creds>, Fail> {
+    let env = |suffix: &str| {
+        if cli.ignore_env {
+            None
+        } else {
+            std::env::var(format!("{}_{suffix}", cli.env_prefix)).ok()
+        }
+    };
+    let Some(user) = cli
+        .user
+        .clone()
+        .or_else(|| env("USER"))
+        .filter(|u| !u.is_empty())
+    else {
+        return Ok(None);
+    };
+    let pass = match &cli.passphrase_file {
+        Some(pf) => {
+            let abs = abspath(pf);
+            let text = std::fs::read_to_string(&abs).map_err(|e| {
+                Fail::msg(
+                    2,
+                    format!(
+                        "{} while reading passphrase from file at \"{}\"",
+                        pprotect::error::strerror(&e),
+                        abs.display()
+                    ),
+                )
+            })?;
+            let text = zeroize::Zeroizing::new(text);
+            Some(text.trim().to_string())
+        }
+        None => env("PASSPHRASE"),
+    };
+    Ok(pass
+        .filter(|p| !p.is_empty())
+        .map(|p| pprotect::Creds::new(user, p)))
+}

@@ -32,7 +32,7 @@ impl From<pprotect::Error> for Fail {
     fn from(e: pprotect::Error) -> Fail {
         use pprotect::ErrorKind as K;
         let code = match e.kind() {
-            K::Io => 2,
+            K::Io | K::Git => 2,
             _ => 1,
         };
         Fail::Msg(code, e.to_string())
@@ -91,6 +91,11 @@ Subcommands:
                         optional format and secret filter
     exec                run a command with decrypted domain secrets injected
                         as environment variables
+
+  Git Integration:
+    textconv FILE       print a protected file as names and fingerprints
+                        (git diff textconv)
+    pre-commit          check the staged change for plaintext secrets
 
   completions           print a shell completion script (bash, zsh, fish)
 
@@ -305,6 +310,14 @@ pub enum Command {
         #[arg(last = true)]
         command: Vec<String>,
     },
+    /// Print a protected file as names and fingerprints (git diff textconv).
+    Textconv {
+        /// The file git passes.
+        path: PathBuf,
+    },
+    /// Check the staged change for plaintext secrets (git pre-commit hook).
+    #[command(alias = "pre_commit")]
+    PreCommit,
     /// Print a shell completion script.
     Completions {
         /// bash, zsh, fish, elvish or powershell.

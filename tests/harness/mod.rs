@@ -55,7 +55,16 @@ impl Env {
         std::fs::create_dir(dir.path().join("home")).unwrap();
         let vars = vec![
             ("HOME".into(), dir.path().join("home").display().to_string()),
-            ("PATH".into(), std::env::var("PATH").unwrap_or_default()),
+            // The built binary first, so git finds `pprotect` for hooks,
+            // the merge driver and textconv.
+            (
+                "PATH".into(),
+                format!(
+                    "{}:{}",
+                    Path::new(bin()).parent().unwrap().display(),
+                    std::env::var("PATH").unwrap_or_default()
+                ),
+            ),
             ("LANG".into(), "C.UTF-8".into()),
             ("GIT_CONFIG_NOSYSTEM".into(), "1".into()),
             ("GIT_CONFIG_GLOBAL".into(), "/dev/null".into()),
@@ -160,4 +169,39 @@ impl Env {
 pub fn redact_ts(s: &str) -> String {
     let re = regex::Regex::new(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z").unwrap();
     re.replace_all(s, "TS").into_owned()
+}
+
+impl Env {
+    /// A git repository in the directory, with one commit of everything
+    /// present (if anything).
+    pub fn git_init(&self) {
+        self.git(&["init", "-q", "-b", "main"]).ok();
+        self.git(&["config", "user.name", "Test"]).ok();
+        self.git(&["config", "user.email", "test@example.com"]).ok();
+        self.git(&["config", "commit.gpgsign", "false"]).ok();
+    }
+
+    /// `git add -A && git commit -m MSG`.
+    pub fn commit_all(&self, msg: &str) {
+        self.git(&["add", "-A"]).ok();
+        self.git(&["commit", "-q", "--no-verify", "-m", msg]).ok();
+    }
+
+    /// Write a file relative to the directory.
+    pub fn write(&self, rel: &str, text: &str) {
+        let p = self.path().join(rel);
+        if let Some(d) = p.parent() {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        std::fs::write(p, text).unwrap();
+    }
+}
+
+/// Whether `s` contains a base64 run as long as a stored key or sealed
+/// value (at least 44 characters, with upper case: hex hashes are not).
+pub fn has_blob(s: &str) -> bool {
+    regex::Regex::new(r"[A-Za-z0-9+/]{44,}={0,2}")
+        .unwrap()
+        .find_iter(s)
+        .any(|m| m.as_str().chars().any(|c| c.is_ascii_uppercase()))
 }

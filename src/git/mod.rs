@@ -1,0 +1,6 @@
+//! Git integration: reading repositories with `gix`, the diff textconv and
+//! the pre-commit check.
+
+pub mod precommit;
+pub mod repo;
+pub mod textconv;

@@ -1,0 +1,341 @@
+//! `pprotect pre-commit`: judge what is **staged** (the index), not the
+//! work tree.
+//!
+//! - Every staged protected file must parse and validate: no plaintext or
+//!   truncated values, no conflict markers.
+//! - Decrypted secrets must not be committed anywhere else. With
+//!   credentials, the added lines are searched for every value of 8 or
+//!   more characters the user can decrypt, and for its base64 form. With
+//!   or without them, a file whose added lines set at least three of a
+//!   domain's secret names (all of them if the domain has fewer) as keys
+//!   with values is a probable decrypted dump.
+//!
+//! Findings name file, line, domain and secret; never a value. A line
+//! containing `pprotect: allow`, or a path listed in git config
+//! `pprotect.allow`, is not searched.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::LazyLock;
+
+use base64::Engine as _;
+use secrecy::ExposeSecret;
+
+use super::repo::{Repo, path_matches};
+use crate::api::Creds;
+use crate::error::Result;
+use crate::model::ProtectedFile;
+
+/// Marker that exempts a line from the search.
+pub const ALLOW_MARKER: &str = "pprotect: allow";
+/// Shortest decrypted value searched for.
+pub const MIN_VALUE_LEN: usize = 8;
+
+/// One problem found in the staged change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// Repository path.
+    pub file: String,
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+    /// Domain involved, if any.
+    pub domain: Option<String>,
+    /// Secret involved, if any.
+    pub secret: Option<String>,
+    /// What is wrong (never a secret value).
+    pub message: String,
+}
+
+impl std::fmt::Display for Finding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.line {
+            Some(l) => write!(f, "{}:{l}: {}", self.file, self.message),
+            None => write!(f, "{}: {}", self.file, self.message),
+        }
+    }
+}
+
+/// The outcome of a check.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// Problems found.
+    pub findings: Vec<Finding>,
+    /// Non-fatal notes (e.g. credentials that did not open a file).
+    pub warnings: Vec<String>,
+}
+
+struct Staged {
+    path: String,
+    /// Lines added relative to HEAD, 1-based in the staged blob.
+    added: Vec<(usize, String)>,
+}
+
+fn added_lines(old: Option<&[u8]>, new: &[u8]) -> Vec<(usize, String)> {
+    let new_text = String::from_utf8_lossy(new);
+    match old {
+        None => new_text
+            .lines()
+            .enumerate()
+            .map(|(i, l)| (i + 1, l.to_string()))
+            .collect(),
+        Some(old) => {
+            let old_text = String::from_utf8_lossy(old);
+            let diff = similar::TextDiff::from_lines(old_text.as_ref(), new_text.as_ref());
+            diff.iter_all_changes()
+                .filter(|c| c.tag() == similar::ChangeTag::Insert)
+                .filter_map(|c| {
+                    let line = c.new_index()? + 1;
+                    Some((line, c.value().trim_end_matches(['\n', '\r']).to_string()))
+                })
+                .collect()
+        }
+    }
+}
+
+/// Check the staged change of `repo`. `creds` enables the search for
+/// decrypted values.
+pub fn check(repo: &Repo, creds: Option<&Creds>) -> Result<Report> {
+    let mut report = Report::default();
+    let patterns = repo.protected_patterns();
+    let allow = repo.config_strings("pprotect.allow");
+    let head = repo.head_map()?;
+    let is_protected = |p: &str| patterns.iter().any(|pat| path_matches(pat, p));
+    // An allow entry is a pattern, or a directory ending in `/`.
+    let is_allowed = |p: &str| {
+        allow
+            .iter()
+            .any(|pat| path_matches(pat, p) || (pat.ends_with('/') && p.starts_with(pat.as_str())))
+    };
+
+    let mut protected: Vec<(String, ProtectedFile)> = Vec::new();
+    let mut others: Vec<Staged> = Vec::new();
+    for (path, id, stage) in repo.index_entries()? {
+        if stage != 0 {
+            report.findings.push(Finding {
+                file: path.clone(),
+                line: None,
+                domain: None,
+                secret: None,
+                message: "is unmerged; resolve the conflict before committing".into(),
+            });
+            continue;
+        }
+        let changed = head.get(&path) != Some(&id);
+        if is_protected(&path) {
+            // Every protected file is read (its names and keys matter for
+            // the search); only changed ones can carry new problems, but an
+            // unchanged one parses as it did before.
+            let bytes = repo.blob(id)?;
+            match ProtectedFile::from_bytes(&bytes) {
+                Ok(f) => protected.push((path, f)),
+                Err(e) => report.findings.push(Finding {
+                    file: path,
+                    line: e.line(),
+                    domain: None,
+                    secret: None,
+                    message: e.message().to_string(),
+                }),
+            }
+            continue;
+        }
+        if !changed || is_allowed(&path) {
+            continue;
+        }
+        let bytes = repo.blob(id)?;
+        if bytes.contains(&0) {
+            continue; // binary
+        }
+        let old = match head.get(&path) {
+            Some(old_id) => Some(repo.blob(*old_id)?),
+            None => None,
+        };
+        let added = added_lines(old.as_deref(), &bytes);
+        others.push(Staged { path, added });
+    }
+
+    // Unlocking costs a key derivation: only when there is text to search.
+    let anything_added = others.iter().any(|s| !s.added.is_empty());
+    if let Some(creds) = creds.filter(|_| anything_added) {
+        search_values(&protected, &others, creds, &mut report);
+    }
+    search_dumps(&protected, &others, &mut report);
+    Ok(report)
+}
+
+/// With credentials: search added lines for decrypted values.
+fn search_values(
+    protected: &[(String, ProtectedFile)],
+    others: &[Staged],
+    creds: &Creds,
+    report: &mut Report,
+) {
+    // Patterns and what each one is.
+    let mut patterns: Vec<zeroize::Zeroizing<String>> = Vec::new();
+    let mut labels: Vec<(String, String, bool)> = Vec::new();
+    for (path, file) in protected {
+        if !file.custodians.contains_key(creds.name()) {
+            continue;
+        }
+        let who = match file.unlock(creds.name(), creds.passphrase()) {
+            Ok(Some(w)) => w,
+            Ok(None) | Err(_) => {
+                report.warnings.push(format!(
+                    "credentials for {} do not open {path}; searching for decrypted values skipped there",
+                    creds.name()
+                ));
+                continue;
+            }
+        };
+        for domain in file.owned_domains(creds.name()) {
+            let Ok(values) = file.decrypt_domain(domain, &who) else {
+                report.warnings.push(format!(
+                    "domain {domain} of {path} does not decrypt; skipped"
+                ));
+                continue;
+            };
+            for (name, value) in values {
+                let v = value.expose_secret();
+                if v.chars().count() < MIN_VALUE_LEN {
+                    continue;
+                }
+                patterns.push(zeroize::Zeroizing::new(v.to_string()));
+                labels.push((domain.to_string(), name.clone(), false));
+                let b64 = base64::engine::general_purpose::STANDARD.encode(v.as_bytes());
+                patterns.push(zeroize::Zeroizing::new(b64));
+                labels.push((domain.to_string(), name, true));
+            }
+        }
+    }
+    if patterns.is_empty() {
+        return;
+    }
+    let Ok(ac) = aho_corasick::AhoCorasick::new(patterns.iter().map(|p| p.as_bytes())) else {
+        report
+            .warnings
+            .push("could not build the value search".into());
+        return;
+    };
+    for staged in others {
+        let mut seen = BTreeSet::new();
+        for (line, text) in &staged.added {
+            if text.contains(ALLOW_MARKER) {
+                continue;
+            }
+            for m in ac.find_overlapping_iter(text.as_bytes()) {
+                let (domain, secret, b64) = &labels[m.pattern().as_usize()];
+                if !seen.insert((*line, domain.clone(), secret.clone())) {
+                    continue;
+                }
+                report.findings.push(Finding {
+                    file: staged.path.clone(),
+                    line: Some(*line),
+                    domain: Some(domain.clone()),
+                    secret: Some(secret.clone()),
+                    message: format!(
+                        "contains the {}value of secret {secret} of domain {domain}",
+                        if *b64 { "base64-encoded " } else { "" }
+                    ),
+                });
+            }
+        }
+    }
+}
+
+static KEY_LINE: LazyLock<regex::Regex> = LazyLock::new(|| {
+    regex::Regex::new(r#"^\s*(?:export\s+|-\s+)?["']?([A-Za-z_][-A-Za-z0-9_.]*)["']?\s*[:=]\s*\S"#)
+        .expect("static regex")
+});
+
+fn upper(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+fn key_names_secret(key: &str, secret: &str, secret_upper: &str) -> bool {
+    key == secret
+        || key == secret_upper
+        || key.ends_with(&format!("_{secret_upper}"))
+        || key.ends_with(&format!("_{secret}"))
+}
+
+/// Without credentials: files that set many of a domain's secret names.
+fn search_dumps(protected: &[(String, ProtectedFile)], others: &[Staged], report: &mut Report) {
+    for staged in others {
+        let keys: Vec<(usize, String)> = staged
+            .added
+            .iter()
+            .filter(|(_, t)| !t.contains(ALLOW_MARKER))
+            .filter_map(|(l, t)| KEY_LINE.captures(t).map(|c| (*l, c[1].to_string())))
+            .collect();
+        if keys.is_empty() {
+            continue;
+        }
+        for (_, file) in protected {
+            for (domain, d) in &file.domains {
+                if d.secrets.is_empty() {
+                    continue;
+                }
+                let mut hits: BTreeMap<&str, usize> = BTreeMap::new();
+                for secret in d.secrets.keys() {
+                    let up = upper(secret);
+                    if let Some((line, _)) =
+                        keys.iter().find(|(_, k)| key_names_secret(k, secret, &up))
+                    {
+                        hits.insert(secret, *line);
+                    }
+                }
+                let needed = d.secrets.len().min(3);
+                if hits.len() >= needed {
+                    let first = hits.values().min().copied();
+                    let names: Vec<&str> = hits.keys().copied().collect();
+                    report.findings.push(Finding {
+                        file: staged.path.clone(),
+                        line: first,
+                        domain: Some(domain.clone()),
+                        secret: None,
+                        message: format!(
+                            "looks like a decrypted dump of domain {domain} (sets {})",
+                            names.join(", ")
+                        ),
+                    });
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn added_lines_are_new_lines_only() {
+        let got = added_lines(Some(b"a\nb\n"), b"a\nx\nb\ny\n");
+        assert_eq!(got, vec![(2, "x".to_string()), (4, "y".to_string())]);
+        assert_eq!(added_lines(None, b"q\n"), vec![(1, "q".to_string())]);
+    }
+
+    #[test]
+    fn key_lines() {
+        for (line, key) in [
+            ("  \"db-password\": \"x\",", "db-password"),
+            ("export DB_PASSWORD='x'", "DB_PASSWORD"),
+            ("db-password=x", "db-password"),
+            ("api_key: x", "api_key"),
+        ] {
+            assert_eq!(&KEY_LINE.captures(line).unwrap()[1], key);
+        }
+        assert!(KEY_LINE.captures("dev:").is_none());
+        assert!(key_names_secret(
+            "APP_DB_PASSWORD",
+            "db-password",
+            "DB_PASSWORD"
+        ));
+    }
+}

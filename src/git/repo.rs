@@ -1,0 +1,184 @@
+//! Reading a git repository with `gix`: discovery, the index, trees,
+//! blobs and config. No `git` subprocess.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use gix::ObjectId;
+
+use crate::error::{Error, Result};
+
+/// An opened repository.
+pub struct Repo {
+    /// The gix repository.
+    pub repo: gix::Repository,
+}
+
+/// Default path of the protected file, relative to the repository root.
+pub const DEFAULT_PROTECTED: &str = "protected.yaml";
+
+impl Repo {
+    /// Find the repository containing `dir`.
+    pub fn discover(dir: &Path) -> Result<Repo> {
+        let repo = gix::discover(dir).map_err(|e| Error::git("not in a git repository", e))?;
+        Ok(Repo { repo })
+    }
+
+    /// The work tree root (the repository root for bare-less repositories).
+    pub fn workdir(&self) -> Result<PathBuf> {
+        self.repo
+            .workdir()
+            .map(Path::to_path_buf)
+            .ok_or_else(|| Error::git("repository", "has no work tree"))
+    }
+
+    /// The git directory.
+    pub fn git_dir(&self) -> PathBuf {
+        self.repo.git_dir().to_path_buf()
+    }
+
+    /// Read a blob's bytes.
+    pub fn blob(&self, id: ObjectId) -> Result<Vec<u8>> {
+        let blob = self
+            .repo
+            .find_blob(id)
+            .map_err(|e| Error::git(format!("cannot read object {id}"), e))?;
+        Ok(blob.data.clone())
+    }
+
+    /// Every blob path of a tree, with its object id.
+    pub fn tree_map(&self, tree_id: ObjectId) -> Result<HashMap<String, ObjectId>> {
+        let tree = self
+            .repo
+            .find_tree(tree_id)
+            .map_err(|e| Error::git(format!("cannot read tree {tree_id}"), e))?;
+        let mut rec = gix::traverse::tree::Recorder::default();
+        tree.traverse()
+            .breadthfirst(&mut rec)
+            .map_err(|e| Error::git(format!("cannot walk tree {tree_id}"), e))?;
+        Ok(rec
+            .records
+            .into_iter()
+            .filter(|e| e.mode.is_blob())
+            .map(|e| (e.filepath.to_string(), e.oid))
+            .collect())
+    }
+
+    /// The blob paths of HEAD's tree (empty when HEAD is unborn).
+    pub fn head_map(&self) -> Result<HashMap<String, ObjectId>> {
+        match self.repo.head_tree_id() {
+            Ok(id) => self.tree_map(id.detach()),
+            Err(_) => Ok(HashMap::new()),
+        }
+    }
+
+    /// The index entries: path, object id, and merge stage (0 unless the
+    /// path is unmerged). Submodules and symlinks are left out.
+    pub fn index_entries(&self) -> Result<Vec<(String, ObjectId, u32)>> {
+        let index = self
+            .repo
+            .index_or_empty()
+            .map_err(|e| Error::git("cannot read the index", e))?;
+        Ok(index
+            .entries()
+            .iter()
+            .filter(|e| {
+                matches!(
+                    e.mode,
+                    gix::index::entry::Mode::FILE | gix::index::entry::Mode::FILE_EXECUTABLE
+                )
+            })
+            .map(|e| (e.path(&index).to_string(), e.id, e.stage_raw()))
+            .collect())
+    }
+
+    /// All values of a multi-valued config key (`section.key`).
+    pub fn config_strings(&self, key: &str) -> Vec<String> {
+        self.repo
+            .config_snapshot()
+            .strings(key)
+            .map(|v| v.into_iter().map(|s| s.to_string()).collect())
+            .unwrap_or_default()
+    }
+
+    /// One config value.
+    pub fn config_string(&self, key: &str) -> Option<String> {
+        self.repo
+            .config_snapshot()
+            .string(key)
+            .map(|s| s.to_string())
+    }
+
+    /// The protected file paths: those with `merge=pprotect` in the
+    /// root `.gitattributes`, else `protected.yaml`.
+    pub fn protected_patterns(&self) -> Vec<String> {
+        let Ok(root) = self.workdir() else {
+            return vec![DEFAULT_PROTECTED.to_string()];
+        };
+        let text = std::fs::read_to_string(root.join(".gitattributes")).unwrap_or_default();
+        let pats = protected_patterns_in(&text);
+        if pats.is_empty() {
+            vec![DEFAULT_PROTECTED.to_string()]
+        } else {
+            pats
+        }
+    }
+}
+
+/// Patterns of `.gitattributes` lines that carry `merge=pprotect`.
+pub fn protected_patterns_in(gitattributes: &str) -> Vec<String> {
+    gitattributes
+        .lines()
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            let pat = words.next()?;
+            if pat.starts_with('#') {
+                return None;
+            }
+            words
+                .any(|w| w == "merge=pprotect")
+                .then(|| pat.to_string())
+        })
+        .collect()
+}
+
+/// Whether repository path `path` matches a `.gitattributes` pattern: a
+/// pattern without `/` matches the file name anywhere; otherwise the whole
+/// path from the root. `*` matches within one path component.
+pub fn path_matches(pattern: &str, path: &str) -> bool {
+    let pattern = pattern.trim_start_matches('/');
+    if pattern.contains('/') {
+        glob(pattern.as_bytes(), path.as_bytes())
+    } else {
+        let name = path.rsplit('/').next().unwrap_or(path);
+        glob(pattern.as_bytes(), name.as_bytes())
+    }
+}
+
+fn glob(p: &[u8], s: &[u8]) -> bool {
+    match (p.first(), s.first()) {
+        (None, None) => true,
+        (Some(b'*'), _) => glob(&p[1..], s) || (!s.is_empty() && s[0] != b'/' && glob(p, &s[1..])),
+        (Some(b'?'), Some(c)) if *c != b'/' => glob(&p[1..], &s[1..]),
+        (Some(a), Some(b)) if a == b => glob(&p[1..], &s[1..]),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attributes_and_matching() {
+        let pats = protected_patterns_in(
+            "*.txt text\nprotected.yaml merge=pprotect diff=pprotect\n# x merge=pprotect\nconf/*.yaml merge=pprotect\n",
+        );
+        assert_eq!(pats, ["protected.yaml", "conf/*.yaml"]);
+        assert!(path_matches("protected.yaml", "a/b/protected.yaml"));
+        assert!(path_matches("/protected.yaml", "protected.yaml"));
+        assert!(path_matches("conf/*.yaml", "conf/x.yaml"));
+        assert!(!path_matches("conf/*.yaml", "conf/a/x.yaml"));
+        assert!(!path_matches("protected.yaml", "protected.yml"));
+    }
+}
