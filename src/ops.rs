@@ -555,6 +555,14 @@ fn last_owner(owner: &str, domain: &str) -> Error {
     ))
 }
 
+/// Open a domain private key sealed to `who` (an owner entry), checking
+/// nothing else; `None` when it does not open or has the wrong length.
+pub fn open_sealed_key(who: &Unlocked, sealed: &[u8]) -> Option<SecretKey> {
+    let bytes = who.key.unseal(sealed)?;
+    let arr: [u8; crypto::KEY_SIZE] = bytes[..].try_into().ok()?;
+    Some(SecretKey::from_bytes(arr))
+}
+
 /// Python's `repr()` of a string, for messages that quote names the way
 /// pocket_protector does.
 pub fn py_repr(s: &str) -> String {

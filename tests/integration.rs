@@ -5,4 +5,5 @@ mod harness;
 mod cli;
 mod compat_fixtures;
 mod compat_python;
+mod git_merge;
 mod git_textconv_precommit;

@@ -20,13 +20,39 @@ pub const COMPAT_VERSION: &str = "26.4.3";
 struct Target {
     path: PathBuf,
     display: String,
+    /// The bytes and parse of the last load, reused under the lock when
+    /// the file has not changed in between (parsing is most of the cost
+    /// of a write to a large file).
+    loaded: std::cell::RefCell<Option<(Vec<u8>, ProtectedFile)>>,
 }
 
 impl Target {
     fn new(cli: &Cli) -> Target {
         let path = creds::abspath(&cli.file);
         let display = path.display().to_string();
-        Target { path, display }
+        Target {
+            path,
+            display,
+            loaded: Default::default(),
+        }
+    }
+
+    fn parse(&self, bytes: Vec<u8>) -> Result<ProtectedFile, Fail> {
+        let file = ProtectedFile::from_bytes(&bytes).map_err(|e| e.context(&self.display))?;
+        *self.loaded.borrow_mut() = Some((bytes, file.clone()));
+        Ok(file)
+    }
+
+    /// Re-read the file (under the lock), reusing the earlier parse when
+    /// the bytes are the same.
+    fn reload(&self) -> Result<ProtectedFile, Fail> {
+        let bytes = store::read_bounded(&self.path)?;
+        if let Some((old, file)) = self.loaded.borrow().as_ref()
+            && *old == bytes
+        {
+            return Ok(file.clone());
+        }
+        self.parse(bytes)
     }
 
     /// Load an existing file (exit 2 when missing).
@@ -37,7 +63,7 @@ impl Target {
                 format!("Protected file not found: {}", self.display),
             ));
         }
-        Ok(store::load(&self.path)?)
+        self.parse(store::read_bounded(&self.path)?)
     }
 
     /// Load a file the command will change, refusing early (before any
@@ -78,9 +104,9 @@ fn commit(
     op: impl FnOnce(&mut ProtectedFile) -> pprotect::Result<()>,
 ) -> Result<(), Fail> {
     let _lock = FileLock::acquire(&t.path)?;
-    let before = store::load(&t.path)?;
+    let mut file = t.reload()?;
     if let Some(who) = who
-        && !who.is_current_in(&before)
+        && !who.is_current_in(&file)
     {
         return Err(Fail::msg(
             1,
@@ -90,13 +116,15 @@ fn commit(
             ),
         ));
     }
-    let mut after = before.clone();
-    op(&mut after)?;
-    write_checked(cli, t, &before.to_yaml_string(), &after.to_yaml_string())
+    let old = cli.confirm.then(|| file.to_yaml_string());
+    op(&mut file)?;
+    write_checked(t, old.as_deref(), &file.to_yaml_string())
 }
 
-fn write_checked(cli: &Cli, t: &Target, old: &str, new: &str) -> Result<(), Fail> {
-    if cli.confirm {
+/// Write `new`, first showing the diff from `old` and asking, under
+/// `--confirm` (`old` is given exactly then).
+fn write_checked(t: &Target, old: Option<&str>, new: &str) -> Result<(), Fail> {
+    if let Some(old) = old {
         show_diff(t, old, new)?;
         if !term::confirm("Write changes? [y/N] ")? {
             outln("Aborting...")?;
@@ -173,6 +201,14 @@ pub fn run(cli: Cli) -> Result<(), Fail> {
             out(&pprotect::git::textconv::render_bytes(&bytes))
         }
         Command::PreCommit => pre_commit(&cli),
+        Command::MergeDriver {
+            base,
+            current,
+            other,
+            path,
+            marker_size,
+        } => merge_driver(base, current, other, path.as_deref(), *marker_size),
+        Command::SetupGit { check, uninstall } => setup_git(&cli, *check, *uninstall),
         Command::AddKeyCustodian => {
             t.load_for_write()?;
             add_key_custodian(&cli, &t, false)
@@ -439,7 +475,7 @@ fn add_key_custodian(cli: &Cli, t: &Target, init: bool) -> Result<(), Fail> {
                 format!("Protected file already exists: {}", t.display),
             ));
         }
-        return write_checked(cli, t, "", &f.to_yaml_string());
+        return write_checked(t, cli.confirm.then_some(""), &f.to_yaml_string());
     }
     commit(cli, t, None, derive)
 }
@@ -642,4 +678,90 @@ fn pre_commit(cli: &Cli) -> Result<(), Fail> {
         report.findings.len()
     ));
     Err(Fail::Quiet(1))
+}
+
+fn merge_driver(
+    base: &Path,
+    current: &Path,
+    other: &Path,
+    path: Option<&str>,
+    marker_size: usize,
+) -> Result<(), Fail> {
+    let label = path.unwrap_or("protected file");
+    let read = |p: &Path| store::read_bounded(p);
+    let (b, o, t) = (read(base)?, read(current)?, read(other)?);
+    let creds = pprotect::git::merge::env_creds();
+    let merged = match pprotect::git::merge::merge_bytes(&b, &o, &t, creds.as_ref(), marker_size) {
+        Ok(m) => m,
+        Err(e) => {
+            // Leave %A as it is: git reports an ordinary conflict.
+            errln(&format!(
+                "pprotect merge-driver: cannot merge {}: {}",
+                sanitize(label),
+                sanitize(&e.to_string())
+            ));
+            return Err(Fail::Quiet(1));
+        }
+    };
+    for note in &merged.notes {
+        errln(&format!(
+            "pprotect merge-driver: {}: {}",
+            sanitize(label),
+            sanitize(note)
+        ));
+    }
+    store::write_atomic(current, merged.text.as_bytes())?;
+    if merged.conflicts.is_empty() {
+        return Ok(());
+    }
+    for c in &merged.conflicts {
+        errln(&format!(
+            "pprotect merge-driver: conflict in {}: {}: {}",
+            sanitize(label),
+            sanitize(&c.place.to_string()),
+            sanitize(&c.reason)
+        ));
+    }
+    Err(Fail::Quiet(1))
+}
+
+fn setup_git(cli: &Cli, check: bool, uninstall: bool) -> Result<(), Fail> {
+    let cwd = std::env::current_dir().map_err(|e| Fail::msg(2, e.to_string()))?;
+    let file = cli.file.to_string_lossy().into_owned();
+    let setup = pprotect::git::setup::Setup::new(&cwd, &file)?;
+    if check {
+        let missing: Vec<String> = setup
+            .status()?
+            .into_iter()
+            .filter(|i| !i.present)
+            .map(|i| i.what)
+            .collect();
+        if missing.is_empty() {
+            return outln(&format!(
+                "pprotect: git integration is set up for {}",
+                sanitize(&file)
+            ));
+        }
+        for m in &missing {
+            outln(&format!("missing: {}", sanitize(m)))?;
+        }
+        outln("Run `pprotect setup-git` in this clone to fix it.")?;
+        return Err(Fail::Quiet(1));
+    }
+    let done = if uninstall {
+        setup.uninstall()?
+    } else {
+        setup.install()?
+    };
+    if done.is_empty() {
+        return outln(if uninstall {
+            "pprotect: nothing to remove"
+        } else {
+            "pprotect: git integration already set up"
+        });
+    }
+    for d in done {
+        outln(&format!("pprotect: {}", sanitize(&d)))?;
+    }
+    Ok(())
 }

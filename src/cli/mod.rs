@@ -93,6 +93,10 @@ Subcommands:
                         as environment variables
 
   Git Integration:
+    setup-git           wire the merge driver, diff textconv and pre-commit
+                        hook into this clone (--check, --uninstall)
+    merge-driver O A B [PATH]
+                        three-way merge of protected files (called by git)
     textconv FILE       print a protected file as names and fingerprints
                         (git diff textconv)
     pre-commit          check the staged change for plaintext secrets
@@ -309,6 +313,31 @@ pub enum Command {
         /// The command and its arguments, after `--`.
         #[arg(last = true)]
         command: Vec<String>,
+    },
+    /// Three-way merge of protected files (git merge driver).
+    #[command(alias = "merge_driver")]
+    MergeDriver {
+        /// The common ancestor (`%O`).
+        base: PathBuf,
+        /// Our version (`%A`); receives the result.
+        current: PathBuf,
+        /// Their version (`%B`).
+        other: PathBuf,
+        /// The path in the repository (`%P`), for messages.
+        path: Option<String>,
+        /// Conflict marker length (`%L`).
+        #[arg(long, default_value_t = 7)]
+        marker_size: usize,
+    },
+    /// Wire the merge driver, textconv and pre-commit hook into this clone.
+    #[command(alias = "setup_git")]
+    SetupGit {
+        /// Report what is missing; exit 1 if anything is.
+        #[arg(long)]
+        check: bool,
+        /// Remove what setup-git added.
+        #[arg(long, conflicts_with = "check")]
+        uninstall: bool,
     },
     /// Print a protected file as names and fingerprints (git diff textconv).
     Textconv {

@@ -1,6 +1,8 @@
 //! Git integration: reading repositories with `gix`, the diff textconv and
 //! the pre-commit check.
 
+pub mod merge;
 pub mod precommit;
 pub mod repo;
+pub mod setup;
 pub mod textconv;

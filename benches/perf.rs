@@ -1,0 +1,428 @@
+//! Performance harness: builds large protected files, times each command
+//! of the release binary, and prints the figures with their ratios against
+//! the Python tool and against one libsodium (PyNaCl) Argon2id derivation,
+//! all in one run.
+//!
+//! `cargo bench --bench perf` (set `PPROTECT_PYTHON_VENV` to a virtualenv
+//! with `pocket-protector==26.4.3` for the Python columns; `~/ppref` is
+//! tried too). `PPROTECT_BENCH_QUICK=1` runs fewer repetitions and skips
+//! the slow Python measurements at scale.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use pprotect::{KeyType, ProtectedFile};
+use secrecy::SecretString;
+
+const BIN: &str = env!("CARGO_BIN_EXE_pprotect");
+const RAW: &str = "P0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdefP";
+const HARD_PASS: &str = "correct horse battery staple";
+
+fn raw() -> SecretString {
+    SecretString::from(RAW.to_string())
+}
+
+/// A file with `domains` domains of `secrets` secrets each, owned by a raw
+/// custodian `bench@example.com`.
+fn build(domains: usize, secrets: usize) -> String {
+    let mut f = ProtectedFile::create();
+    f.add_key_custodian("bench@example.com", &raw(), KeyType::Raw)
+        .unwrap();
+    let who = f.unlock("bench@example.com", &raw()).unwrap().unwrap();
+    for d in 0..domains {
+        let name = format!("domain-{d:04}");
+        f.add_domain(&name, &who).unwrap();
+        for s in 0..secrets {
+            let v = SecretString::from(format!("value-{d}-{s}"));
+            f.add_secret(&name, &format!("secret-{s:02}"), &v).unwrap();
+        }
+    }
+    // A long-lived file's log is usually truncated; keep the size about
+    // the 2.2 MB for 1,000 x 20.
+    f.truncate_audit_log(100);
+    f.to_yaml_string()
+}
+
+fn python() -> Option<PathBuf> {
+    [
+        std::env::var_os("PPROTECT_PYTHON_VENV").map(PathBuf::from),
+        std::env::var_os("HOME").map(|h| PathBuf::from(h).join("ppref")),
+    ]
+    .into_iter()
+    .flatten()
+    .find(|v| v.join("bin/pprotect").exists())
+}
+
+/// Median wall time of `n` runs of `setup` then `cmd`.
+fn time(n: usize, mut setup: impl FnMut(), mut cmd: impl FnMut() -> Command) -> Duration {
+    let mut times: Vec<Duration> = (0..n)
+        .map(|_| {
+            setup();
+            let mut c = cmd();
+            c.stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .stdin(Stdio::null());
+            let t = Instant::now();
+            let status = c.status().expect("runs");
+            let e = t.elapsed();
+            assert!(status.success(), "{c:?} failed");
+            e
+        })
+        .collect();
+    times.sort();
+    times[n / 2]
+}
+
+fn cmd(bin: &str, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut c = Command::new(bin);
+    c.args(args).current_dir(dir);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.3} s", d.as_secs_f64())
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; nothing else is accepted.
+    let quick = std::env::var("PPROTECT_BENCH_QUICK").is_ok();
+    let reps = if quick { 3 } else { 5 };
+    let py = python();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let env = [
+        ("PPROTECT_USER", "bench@example.com"),
+        ("PPROTECT_PASSPHRASE", RAW),
+    ];
+
+    println!("pprotect performance (median of {reps} runs; release binary)\n");
+
+    // --- At scale -----------------------------------------------------
+    println!("## At scale: file size vs command time (raw custodian)\n");
+    println!(
+        "| domains x secrets | size | list-all-secrets | add-secret | textconv | merge-driver | python list-all-secrets | python add-secret |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for (domains, secrets) in [(100usize, 20usize), (1000, 20), (4000, 20)] {
+        let text = build(domains, secrets);
+        let file = d.join(format!("big-{domains}.yaml"));
+        std::fs::write(&file, &text).unwrap();
+        let work = d.join("work.yaml");
+        let f = file.to_str().unwrap();
+        let w = work.to_str().unwrap();
+        let list = time(
+            reps,
+            || {},
+            || cmd(BIN, d, &["list-all-secrets", "--file", f], &[]),
+        );
+        let add = time(
+            reps,
+            || {
+                std::fs::copy(&file, &work).unwrap();
+            },
+            || {
+                cmd(
+                    BIN,
+                    d,
+                    &[
+                        "add-secret",
+                        "--file",
+                        w,
+                        "--domain",
+                        "domain-0000",
+                        "--secret-name",
+                        "new-one",
+                        "--from-file",
+                        "/etc/hostname",
+                    ],
+                    &[],
+                )
+            },
+        );
+        let tc = time(reps, || {}, || cmd(BIN, d, &["textconv", f], &[]));
+        let merge = merge_time(d, &file, &text, reps);
+        let (pl, pa) = match &py {
+            Some(v) if !(quick && domains > 100) && domains <= 1000 => {
+                let pb = v.join("bin/pprotect");
+                let pb = pb.to_str().unwrap();
+                let pl = time(
+                    1,
+                    || {},
+                    || cmd(pb, d, &["list-all-secrets", "--file", f], &[]),
+                );
+                let pa = time(
+                    1,
+                    || {
+                        std::fs::copy(&file, &work).unwrap();
+                    },
+                    || {
+                        cmd(
+                            pb,
+                            d,
+                            &[
+                                "add-secret",
+                                "--file",
+                                w,
+                                "--domain",
+                                "domain-0000",
+                                "--secret-name",
+                                "new-one",
+                                "--from-file",
+                                "/etc/hostname",
+                            ],
+                            &[],
+                        )
+                    },
+                );
+                (
+                    format!(
+                        "{} ({:.0}x)",
+                        secs(pl),
+                        pl.as_secs_f64() / list.as_secs_f64()
+                    ),
+                    format!(
+                        "{} ({:.0}x)",
+                        secs(pa),
+                        pa.as_secs_f64() / add.as_secs_f64()
+                    ),
+                )
+            }
+            _ => ("-".into(), "-".into()),
+        };
+        println!(
+            "| {domains} x {secrets} | {:.2} MB | {} | {} | {} | {} | {pl} | {pa} |",
+            text.len() as f64 / 1e6,
+            secs(list),
+            secs(add),
+            secs(tc),
+            merge.map(secs).unwrap_or_else(|| "-".into()),
+        );
+    }
+
+    // --- Key derivation -------------------------------------------------
+    println!(
+        "\n## One credentialed command vs one libsodium Argon2id derivation (hard: opslimit 4, 256 MiB)\n"
+    );
+    let small = d.join("hard.yaml");
+    let mut f = ProtectedFile::create();
+    let hard = SecretString::from(HARD_PASS.to_string());
+    f.add_key_custodian("hard@example.com", &hard, KeyType::Hard)
+        .unwrap();
+    for i in 0..3 {
+        f.add_key_custodian(&format!("o{i}@example.com"), &raw(), KeyType::Raw)
+            .unwrap();
+    }
+    let who = f.unlock("hard@example.com", &hard).unwrap().unwrap();
+    f.add_domain("prod", &who).unwrap();
+    for i in 0..3 {
+        f.add_owner("prod", &format!("o{i}@example.com"), &who)
+            .unwrap();
+    }
+    for s in 0..20 {
+        f.add_secret(
+            "prod",
+            &format!("s{s}"),
+            &SecretString::from(format!("v{s}")),
+        )
+        .unwrap();
+    }
+    std::fs::write(&small, f.to_yaml_string()).unwrap();
+    let s = small.to_str().unwrap();
+    let henv = [
+        ("PPROTECT_USER", "hard@example.com"),
+        ("PPROTECT_PASSPHRASE", HARD_PASS),
+    ];
+    let decrypt = time(
+        reps,
+        || {},
+        || cmd(BIN, d, &["decrypt-domain", "--file", s, "prod"], &henv),
+    );
+    let rot_file = d.join("rot.yaml");
+    // rotate-domain-keys reads the domain name from stdin.
+    let rotate = time_stdin(reps, &small, &rot_file, BIN, d, &henv);
+    // Our Argon2id in-process, the same derivation as the PyNaCl line.
+    let mut kdf_times: Vec<Duration> = (0..reps)
+        .map(|_| {
+            let mut out = [0u8; 32];
+            let t = Instant::now();
+            pprotect::crypto::argon2id(&[b'x'; 64], &[b'y'; 16], 4, 256 << 20, &mut out).unwrap();
+            t.elapsed()
+        })
+        .collect();
+    kdf_times.sort();
+    let ours_kdf = kdf_times[reps / 2];
+    match &py {
+        Some(v) => {
+            let pyb = v.join("bin/python");
+            let kdf = time(
+                reps,
+                || {},
+                || {
+                    let mut c = Command::new(&pyb);
+                    c.args(["-c", "import nacl.pwhash as p; p.argon2id.kdf(32, b'x'*64, b'y'*16, opslimit=4, memlimit=268435456)"]);
+                    c
+                },
+            );
+            let start = time(
+                reps,
+                || {},
+                || {
+                    let mut c = Command::new(&pyb);
+                    c.args(["-c", "import nacl.pwhash"]);
+                    c
+                },
+            );
+            let one = kdf.saturating_sub(start);
+            println!("| measurement | time | ratio to one PyNaCl derivation |");
+            println!("|---|---|---|");
+            println!(
+                "| PyNaCl argon2id.kdf (interpreter start-up subtracted) | {} | 1.00 |",
+                secs(one)
+            );
+            println!(
+                "| pprotect Argon2id alone (in-process) | {} | {:.2} |",
+                secs(ours_kdf),
+                ours_kdf.as_secs_f64() / one.as_secs_f64()
+            );
+            println!(
+                "| pprotect decrypt-domain (hard custodian) | {} | {:.2} |",
+                secs(decrypt),
+                decrypt.as_secs_f64() / one.as_secs_f64()
+            );
+            println!(
+                "| pprotect rotate-domain-keys (4 owners) | {} | {:.2} |",
+                secs(rotate),
+                rotate.as_secs_f64() / one.as_secs_f64()
+            );
+            if !quick {
+                let pb = v.join("bin/pprotect");
+                let pb = pb.to_str().unwrap();
+                let pd = time(
+                    3,
+                    || {},
+                    || cmd(pb, d, &["decrypt-domain", "--file", s, "prod"], &henv),
+                );
+                let pr = time_stdin(3, &small, &rot_file, pb, d, &henv);
+                println!(
+                    "| python decrypt-domain | {} | {:.2} |",
+                    secs(pd),
+                    pd.as_secs_f64() / one.as_secs_f64()
+                );
+                println!(
+                    "| python rotate-domain-keys (4 owners) | {} | {:.2} |",
+                    secs(pr),
+                    pr.as_secs_f64() / one.as_secs_f64()
+                );
+            }
+        }
+        None => {
+            println!("(Python tool not found: ratios against PyNaCl skipped)");
+            println!("| pprotect Argon2id alone | {} |", secs(ours_kdf));
+            println!(
+                "| pprotect decrypt-domain (hard custodian) | {} |",
+                secs(decrypt)
+            );
+            println!(
+                "| pprotect rotate-domain-keys (4 owners) | {} |",
+                secs(rotate)
+            );
+        }
+    }
+
+    // --- Start-up -------------------------------------------------------
+    let tiny = d.join("tiny.yaml");
+    std::fs::write(&tiny, build(3, 5)).unwrap();
+    let t = tiny.to_str().unwrap();
+    let lst = time(
+        reps * 2,
+        || {},
+        || cmd(BIN, d, &["list-domains", "--file", t], &env),
+    );
+    println!(
+        "\n## Commands that need no key, typical file\n\nlist-domains on a 3-domain file: {:.1} ms",
+        lst.as_secs_f64() * 1e3
+    );
+}
+
+fn time_stdin(
+    n: usize,
+    src: &Path,
+    work: &Path,
+    bin: &str,
+    d: &Path,
+    env: &[(&str, &str)],
+) -> Duration {
+    let mut times: Vec<Duration> = (0..n)
+        .map(|_| {
+            std::fs::copy(src, work).unwrap();
+            let mut c = cmd(
+                bin,
+                d,
+                &["rotate-domain-keys", "--file", work.to_str().unwrap()],
+                env,
+            );
+            c.stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            let t = Instant::now();
+            let mut child = c.spawn().unwrap();
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(b"prod\n").unwrap();
+            assert!(child.wait().unwrap().success());
+            t.elapsed()
+        })
+        .collect();
+    times.sort();
+    times[n / 2]
+}
+
+/// Time `merge-driver` on two branches that each add a secret to the file.
+fn merge_time(d: &Path, base: &Path, text: &str, reps: usize) -> Option<Duration> {
+    let help = Command::new(BIN)
+        .arg("merge-driver")
+        .arg("--help")
+        .output()
+        .ok()?;
+    if !help.status.success() {
+        return None;
+    }
+    let mut ours = ProtectedFile::from_bytes(text.as_bytes()).unwrap();
+    ours.add_secret(
+        "domain-0000",
+        "ours-new",
+        &SecretString::from("o".to_string()),
+    )
+    .unwrap();
+    let mut theirs = ProtectedFile::from_bytes(text.as_bytes()).unwrap();
+    theirs
+        .add_secret(
+            "domain-0001",
+            "theirs-new",
+            &SecretString::from("t".to_string()),
+        )
+        .unwrap();
+    let (o, t) = (d.join("ours.yaml"), d.join("theirs.yaml"));
+    let ours_text = ours.to_yaml_string();
+    std::fs::write(&t, theirs.to_yaml_string()).unwrap();
+    Some(time(
+        reps,
+        || std::fs::write(&o, &ours_text).unwrap(),
+        || {
+            cmd(
+                BIN,
+                d,
+                &[
+                    "merge-driver",
+                    base.to_str().unwrap(),
+                    o.to_str().unwrap(),
+                    t.to_str().unwrap(),
+                ],
+                &[],
+            )
+        },
+    ))
+}

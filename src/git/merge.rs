@@ -1,0 +1,1065 @@
+//! The git merge driver: a three-way merge of protected files by
+//! structure, needing no keys.
+//!
+//! Every map (custodians, domains, owners, secrets) merges key by key: a
+//! key changed on one side takes that side; the same change on both sides
+//! is taken once; anything else is a conflict. On top of that, keys that
+//! went **stale** are never merged silently: a secret or owner entry that
+//! one side sealed to a domain key the other side rotated, or an owner
+//! entry sealed to a custodian key the other side replaced, or an owner
+//! added for a custodian the other side removed. With an owner's
+//! credentials (non-interactive), stale entries are re-sealed instead.
+//!
+//! The audit log takes the entries both sides share, then each side's
+//! appended entries interleaved by timestamp (ours first on ties, an entry
+//! appended identically on both sides once). A truncation is kept.
+//!
+//! A conflicted result is the merged file in which each conflicting entry
+//! alone is wrapped in git-style markers; it does not parse until they are
+//! resolved, and keeping one side of each block leaves a valid file.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::api::Creds;
+use crate::codec::{Node, emit};
+use crate::crypto::{self, Pwdkm, SecretKey};
+use crate::error::Result;
+use crate::model::{Domain, ProtectedFile};
+use crate::ops::parse_timestamp;
+
+/// One side of a merge, for labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// The current branch (`%A`).
+    Ours,
+    /// The branch being merged (`%B`).
+    Theirs,
+}
+
+/// Where a conflict is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Place {
+    /// A key custodian's key material.
+    Custodian(String),
+    /// A whole domain (changed on one side, removed on the other).
+    Domain(String),
+    /// A domain's public key.
+    PublicKey(String),
+    /// An owner entry of a domain.
+    Owner(String, String),
+    /// A secret of a domain.
+    Secret(String, String),
+    /// The audit log.
+    AuditLog,
+}
+
+impl std::fmt::Display for Place {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Place::Custodian(c) => write!(f, "key custodian {c}"),
+            Place::Domain(d) => write!(f, "domain {d}"),
+            Place::PublicKey(d) => write!(f, "public key of domain {d}"),
+            Place::Owner(d, o) => write!(f, "owner {o} of domain {d}"),
+            Place::Secret(d, s) => write!(f, "secret {s} of domain {d}"),
+            Place::AuditLog => write!(f, "audit log"),
+        }
+    }
+}
+
+/// A conflict: where, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conflict {
+    /// The conflicting entry.
+    pub place: Place,
+    /// Why it could not be merged.
+    pub reason: String,
+}
+
+/// The result of a merge.
+#[derive(Debug)]
+pub struct Merged {
+    /// The file to write into `%A`: canonical when clean, with conflict
+    /// markers otherwise.
+    pub text: String,
+    /// The conflicts (empty when clean).
+    pub conflicts: Vec<Conflict>,
+    /// What was resolved with credentials (re-sealed entries).
+    pub notes: Vec<String>,
+}
+
+/// Parse a merge input; an empty file (no common ancestor) is an empty
+/// protected file.
+pub fn parse_input(bytes: &[u8], what: &str) -> Result<ProtectedFile> {
+    if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+        return Ok(ProtectedFile::default());
+    }
+    ProtectedFile::from_bytes(bytes).map_err(|e| e.context(what))
+}
+
+/// Outcome of merging one value.
+enum Pick<V> {
+    Take(Option<V>),
+    Conflict,
+}
+
+fn pick<V: Clone + PartialEq>(b: Option<&V>, o: Option<&V>, t: Option<&V>) -> Pick<V> {
+    if o == t {
+        Pick::Take(o.cloned())
+    } else if o == b {
+        Pick::Take(t.cloned())
+    } else if t == b {
+        Pick::Take(o.cloned())
+    } else {
+        Pick::Conflict
+    }
+}
+
+fn why<V>(b: Option<&V>, o: Option<&V>, t: Option<&V>) -> String {
+    match (b.is_some(), o.is_some(), t.is_some()) {
+        (false, true, true) => "added differently on both sides".into(),
+        (true, true, false) => "changed on our side, removed on theirs".into(),
+        (true, false, true) => "removed on our side, changed on theirs".into(),
+        _ => "changed differently on both sides".into(),
+    }
+}
+
+/// A conflict's two sides, to render between the markers.
+#[derive(Clone)]
+enum Versions {
+    Custodian(Option<Pwdkm>, Option<Pwdkm>),
+    Domain(Option<Domain>, Option<Domain>),
+    PublicKey([u8; 32], [u8; 32]),
+    Sealed(Option<Vec<u8>>, Option<Vec<u8>>),
+    Log(Vec<String>, Vec<String>),
+}
+
+struct State<'a> {
+    base: &'a ProtectedFile,
+    ours: &'a ProtectedFile,
+    theirs: &'a ProtectedFile,
+    merged: ProtectedFile,
+    conflicts: Vec<(Conflict, Versions)>,
+    notes: Vec<String>,
+}
+
+/// Merge `base`, `ours` and `theirs`. `creds`, when given, resolves stale
+/// keys by re-sealing; nothing is ever decrypted without them.
+pub fn merge(
+    base: &ProtectedFile,
+    ours: &ProtectedFile,
+    theirs: &ProtectedFile,
+    creds: Option<&Creds>,
+    marker_size: usize,
+) -> Merged {
+    let mut st = State {
+        base,
+        ours,
+        theirs,
+        merged: ProtectedFile::default(),
+        conflicts: Vec::new(),
+        notes: Vec::new(),
+    };
+    st.merge_custodians();
+    st.merge_domains();
+    st.check_stale(creds);
+    st.merge_log();
+    st.finish(marker_size)
+}
+
+impl State<'_> {
+    fn conflict(&mut self, place: Place, reason: String, versions: Versions) {
+        self.conflicts.push((Conflict { place, reason }, versions));
+    }
+
+    fn merge_custodians(&mut self) {
+        let names: BTreeSet<&String> = self
+            .base
+            .custodians
+            .keys()
+            .chain(self.ours.custodians.keys())
+            .chain(self.theirs.custodians.keys())
+            .collect();
+        for name in names {
+            let (b, o, t) = (
+                self.base.custodians.get(name),
+                self.ours.custodians.get(name),
+                self.theirs.custodians.get(name),
+            );
+            match pick(b, o, t) {
+                Pick::Take(Some(v)) => {
+                    self.merged.custodians.insert(name.clone(), v);
+                }
+                Pick::Take(None) => {}
+                Pick::Conflict => {
+                    // Keep a placeholder so the entry renders in place.
+                    let keep = o.or(t).cloned().expect("one side has it");
+                    self.merged.custodians.insert(name.clone(), keep);
+                    self.conflict(
+                        Place::Custodian(name.clone()),
+                        why(b, o, t),
+                        Versions::Custodian(o.cloned(), t.cloned()),
+                    );
+                }
+            }
+        }
+    }
+
+    fn merge_domains(&mut self) {
+        let names: BTreeSet<&String> = self
+            .base
+            .domains
+            .keys()
+            .chain(self.ours.domains.keys())
+            .chain(self.theirs.domains.keys())
+            .collect();
+        for name in names {
+            let (b, o, t) = (
+                self.base.domains.get(name),
+                self.ours.domains.get(name),
+                self.theirs.domains.get(name),
+            );
+            match (pick(b, o, t), o, t) {
+                (Pick::Take(Some(d)), ..) => {
+                    self.merged.domains.insert(name.clone(), d);
+                }
+                (Pick::Take(None), ..) => {}
+                (Pick::Conflict, Some(o), Some(t)) => {
+                    let d = self.merge_domain(name, b, o, t);
+                    self.merged.domains.insert(name.clone(), d);
+                }
+                (Pick::Conflict, ..) => {
+                    let keep = o.or(t).cloned().expect("one side has it");
+                    self.merged.domains.insert(name.clone(), keep);
+                    self.conflict(
+                        Place::Domain(name.clone()),
+                        why(b, o, t),
+                        Versions::Domain(o.cloned(), t.cloned()),
+                    );
+                }
+            }
+        }
+    }
+
+    fn merge_domain(&mut self, name: &str, b: Option<&Domain>, o: &Domain, t: &Domain) -> Domain {
+        let public_key = match pick(
+            b.map(|d| &d.public_key),
+            Some(&o.public_key),
+            Some(&t.public_key),
+        ) {
+            Pick::Take(Some(pk)) => pk,
+            _ => {
+                self.conflict(
+                    Place::PublicKey(name.to_string()),
+                    if b.is_some() {
+                        "keys rotated on both sides".into()
+                    } else {
+                        "domain added on both sides with different keys".into()
+                    },
+                    Versions::PublicKey(o.public_key, t.public_key),
+                );
+                o.public_key
+            }
+        };
+        let empty = BTreeMap::new();
+        let owners =
+            self.merge_sealed(b.map_or(&empty, |d| &d.owners), &o.owners, &t.owners, |n| {
+                Place::Owner(name.to_string(), n.to_string())
+            });
+        let secrets = self.merge_sealed(
+            b.map_or(&empty, |d| &d.secrets),
+            &o.secrets,
+            &t.secrets,
+            |n| Place::Secret(name.to_string(), n.to_string()),
+        );
+        Domain {
+            public_key,
+            owners,
+            secrets,
+        }
+    }
+
+    fn merge_sealed(
+        &mut self,
+        b: &BTreeMap<String, Vec<u8>>,
+        o: &BTreeMap<String, Vec<u8>>,
+        t: &BTreeMap<String, Vec<u8>>,
+        place: impl Fn(&str) -> Place,
+    ) -> BTreeMap<String, Vec<u8>> {
+        let keys: BTreeSet<&String> = b.keys().chain(o.keys()).chain(t.keys()).collect();
+        let mut out = BTreeMap::new();
+        for k in keys {
+            let (bv, ov, tv) = (b.get(k), o.get(k), t.get(k));
+            match pick(bv, ov, tv) {
+                Pick::Take(Some(v)) => {
+                    out.insert(k.clone(), v);
+                }
+                Pick::Take(None) => {}
+                Pick::Conflict => {
+                    out.insert(k.clone(), ov.or(tv).cloned().expect("one side has it"));
+                    self.conflict(
+                        place(k),
+                        why(bv, ov, tv),
+                        Versions::Sealed(ov.cloned(), tv.cloned()),
+                    );
+                }
+            }
+        }
+        out
+    }
+
+    fn has_conflict(&self, place: &Place) -> bool {
+        self.conflicts.iter().any(|(c, _)| &c.place == place)
+    }
+
+    /// Entries one side added or changed in a domain (relative to base).
+    fn changed_entries<'f>(
+        base: Option<&Domain>,
+        side: &'f Domain,
+    ) -> (Vec<&'f String>, Vec<&'f String>) {
+        let secrets = side
+            .secrets
+            .iter()
+            .filter(|(k, v)| base.and_then(|b| b.secrets.get(*k)) != Some(v))
+            .map(|(k, _)| k)
+            .collect();
+        let owners = side
+            .owners
+            .iter()
+            .filter(|(k, v)| base.and_then(|b| b.owners.get(*k)) != Some(v))
+            .map(|(k, _)| k)
+            .collect();
+        (secrets, owners)
+    }
+
+    fn check_stale(&mut self, creds: Option<&Creds>) {
+        let domains: Vec<String> = self.merged.domains.keys().cloned().collect();
+        for name in domains {
+            let b = self.base.domains.get(&name);
+            let (Some(o), Some(t)) = (self.ours.domains.get(&name), self.theirs.domains.get(&name))
+            else {
+                continue;
+            };
+            let Some(b) = b else { continue };
+            // One side rotated: the other side's new entries are sealed to
+            // the old key.
+            for (rotated, other, side) in [(o, t, Side::Theirs), (t, o, Side::Ours)] {
+                if rotated.public_key == b.public_key || other.public_key != b.public_key {
+                    continue;
+                }
+                let (secrets, owners) = Self::changed_entries(Some(b), other);
+                for s in secrets {
+                    let place = Place::Secret(name.clone(), s.clone());
+                    if self.has_conflict(&place) {
+                        continue;
+                    }
+                    let resealed =
+                        creds.and_then(|c| self.reseal_secret(c, &name, s, other, rotated, side));
+                    match resealed {
+                        Some(v) => {
+                            self.merged
+                                .domains
+                                .get_mut(&name)
+                                .expect("merged")
+                                .secrets
+                                .insert(s.clone(), v);
+                            self.notes.push(format!(
+                                "re-sealed secret {s} of domain {name} (from {}) to the rotated domain key",
+                                side_name(side)
+                            ));
+                        }
+                        None => self.stale_conflict(place, side, &name, rotated, other, true),
+                    }
+                }
+                for owner in owners {
+                    let place = Place::Owner(name.clone(), owner.clone());
+                    if self.has_conflict(&place) {
+                        continue;
+                    }
+                    match creds.and_then(|c| self.reseal_owner(c, &name, owner)) {
+                        Some(v) => {
+                            self.merged
+                                .domains
+                                .get_mut(&name)
+                                .expect("merged")
+                                .owners
+                                .insert(owner.clone(), v);
+                            self.notes.push(format!(
+                                "re-sealed owner {owner} of domain {name} (from {}) to the rotated domain key",
+                                side_name(side)
+                            ));
+                        }
+                        None => self.stale_conflict(place, side, &name, rotated, other, false),
+                    }
+                }
+            }
+        }
+        // Owner entries sealed to a custodian key the other side replaced
+        // or removed.
+        let names: Vec<String> = self.base.custodians.keys().cloned().collect();
+        for cname in names {
+            let b = &self.base.custodians[&cname];
+            for (side, this, other) in [
+                (Side::Theirs, self.theirs, self.ours),
+                (Side::Ours, self.ours, self.theirs),
+            ] {
+                let other_pwdkm = other.custodians.get(&cname);
+                if other_pwdkm == Some(b) || this.custodians.get(&cname) != Some(b) {
+                    continue;
+                }
+                for (dname, d) in &this.domains {
+                    let Some(entry) = d.owners.get(&cname) else {
+                        continue;
+                    };
+                    let base_entry = self
+                        .base
+                        .domains
+                        .get(dname)
+                        .and_then(|bd| bd.owners.get(&cname));
+                    if base_entry == Some(entry) {
+                        continue;
+                    }
+                    let place = Place::Owner(dname.clone(), cname.clone());
+                    if self.has_conflict(&place) || !self.merged.domains.contains_key(dname) {
+                        continue;
+                    }
+                    let removed = other_pwdkm.is_none();
+                    let resealed = if removed {
+                        None
+                    } else {
+                        creds.and_then(|c| self.reseal_owner(c, dname, &cname))
+                    };
+                    match resealed {
+                        Some(v) => {
+                            self.merged
+                                .domains
+                                .get_mut(dname)
+                                .expect("merged")
+                                .owners
+                                .insert(cname.clone(), v);
+                            self.notes.push(format!(
+                                "re-sealed owner {cname} of domain {dname} (from {}) to {cname}'s new key",
+                                side_name(side)
+                            ));
+                        }
+                        None => {
+                            let reason = if removed {
+                                format!(
+                                    "{cname} was removed on {} side",
+                                    possessive(other_side(side))
+                                )
+                            } else {
+                                format!(
+                                    "sealed to {cname}'s old key, which {} side replaced",
+                                    possessive(other_side(side))
+                                )
+                            };
+                            let entry = Some(entry.clone());
+                            let versions = match side {
+                                Side::Theirs => Versions::Sealed(None, entry),
+                                Side::Ours => Versions::Sealed(entry, None),
+                            };
+                            self.conflict(place, reason, versions);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn stale_conflict(
+        &mut self,
+        place: Place,
+        side: Side,
+        domain: &str,
+        rotated: &Domain,
+        other: &Domain,
+        secret: bool,
+    ) {
+        let key = match &place {
+            Place::Secret(_, k) | Place::Owner(_, k) => k.clone(),
+            _ => unreachable!("stale conflicts are on entries"),
+        };
+        let pick_map = |d: &Domain| {
+            if secret {
+                d.secrets.get(&key).cloned()
+            } else {
+                d.owners.get(&key).cloned()
+            }
+        };
+        let (rv, ov) = (pick_map(rotated), pick_map(other));
+        let versions = match side {
+            Side::Theirs => Versions::Sealed(rv, ov),
+            Side::Ours => Versions::Sealed(ov, rv),
+        };
+        let reason = format!(
+            "sealed to the old key of domain {domain}, which {} side rotated",
+            possessive(other_side(side))
+        );
+        self.conflict(place, reason, versions);
+    }
+
+    /// The domain private key of `domain` in `file`, opened with `creds`.
+    fn domain_key(file: &ProtectedFile, creds: &Creds, domain: &str) -> Option<SecretKey> {
+        let who = file.unlock(creds.name(), creds.passphrase()).ok()??;
+        let sealed = file.domains.get(domain)?.owners.get(creds.name())?;
+        let bytes = crate::ops::open_sealed_key(&who, sealed)?;
+        (bytes.public_key() == file.domains[domain].public_key).then_some(bytes)
+    }
+
+    /// Re-seal a secret that `side` sealed to the old domain key.
+    fn reseal_secret(
+        &self,
+        creds: &Creds,
+        domain: &str,
+        secret: &str,
+        old: &Domain,
+        new: &Domain,
+        side: Side,
+    ) -> Option<Vec<u8>> {
+        let old_file = match side {
+            Side::Theirs => self.theirs,
+            Side::Ours => self.ours,
+        };
+        let old_sk = Self::domain_key(old_file, creds, domain)
+            .or_else(|| Self::domain_key(self.base, creds, domain))?;
+        if old_sk.public_key() != old.public_key {
+            return None;
+        }
+        let plain = old_sk.unseal(old.secrets.get(secret)?)?;
+        Some(crypto::seal(&new.public_key, &plain))
+    }
+
+    /// Seal the merged domain key of `domain` to `owner`'s merged key.
+    fn reseal_owner(&self, creds: &Creds, domain: &str, owner: &str) -> Option<Vec<u8>> {
+        let merged_pk = self.merged.domains.get(domain)?.public_key;
+        let sk = [self.ours, self.theirs, self.base]
+            .into_iter()
+            .filter_map(|f| Self::domain_key(f, creds, domain))
+            .find(|sk| sk.public_key() == merged_pk)?;
+        let owner_pk = self.merged.custodians.get(owner)?.public_key;
+        Some(crypto::seal(&owner_pk, &sk.to_bytes()[..]))
+    }
+
+    fn merge_log(&mut self) {
+        let b = &self.base.audit_log;
+        match (
+            appended(b, &self.ours.audit_log),
+            appended(b, &self.theirs.audit_log),
+        ) {
+            (Some(o), Some(t)) => {
+                let prefix: Vec<String> = match (&o.truncation, &t.truncation) {
+                    (None, None) => b.clone(),
+                    (Some(p), None) | (None, Some(p)) => p.clone(),
+                    (Some(p), Some(q)) if p == q => p.clone(),
+                    (Some(_), Some(_)) => {
+                        return self.log_conflict("truncated differently on both sides");
+                    }
+                };
+                let mut log = prefix;
+                log.extend(interleave(&o.new, &t.new));
+                self.merged.audit_log = log;
+            }
+            _ => self.log_conflict("rewritten (not appended to) on one side"),
+        }
+    }
+
+    fn log_conflict(&mut self, why: &str) {
+        self.merged.audit_log = self.ours.audit_log.clone();
+        self.conflict(
+            Place::AuditLog,
+            why.to_string(),
+            Versions::Log(self.ours.audit_log.clone(), self.theirs.audit_log.clone()),
+        );
+    }
+
+    fn finish(mut self, marker_size: usize) -> Merged {
+        // An owner whose custodian is gone cannot stay.
+        let orphans: Vec<(String, String)> = self
+            .merged
+            .domains
+            .iter()
+            .flat_map(|(d, dom)| dom.owners.keys().map(move |o| (d.clone(), o.clone())))
+            .filter(|(_, o)| !self.merged.custodians.contains_key(o))
+            .collect();
+        for (d, o) in orphans {
+            let place = Place::Owner(d.clone(), o.clone());
+            if !self.has_conflict(&place) && !self.has_conflict(&Place::Custodian(o.clone())) {
+                let ov = self
+                    .ours
+                    .domains
+                    .get(&d)
+                    .and_then(|x| x.owners.get(&o))
+                    .cloned();
+                let tv = self
+                    .theirs
+                    .domains
+                    .get(&d)
+                    .and_then(|x| x.owners.get(&o))
+                    .cloned();
+                self.conflict(
+                    place,
+                    format!("{o} is not a key custodian after the merge"),
+                    Versions::Sealed(ov, tv),
+                );
+            }
+        }
+        if self.conflicts.is_empty() {
+            return Merged {
+                text: self.merged.to_yaml_string(),
+                conflicts: Vec::new(),
+                notes: self.notes,
+            };
+        }
+        let text = self.render_conflicts(marker_size);
+        Merged {
+            text,
+            conflicts: self.conflicts.into_iter().map(|(c, _)| c).collect(),
+            notes: self.notes,
+        }
+    }
+
+    /// The merged file with each conflicting entry replaced by a marker
+    /// block holding both sides' lines.
+    fn render_conflicts(&self, size: usize) -> String {
+        let mut text = self.merged.to_yaml_string();
+        for (c, versions) in &self.conflicts {
+            let placeholder = self.placeholder_lines(&c.place);
+            let (ours, theirs) = render_versions(&c.place, versions);
+            let block = format!(
+                "{} ours: {}\n{ours}{}\n{theirs}{} theirs\n",
+                "<".repeat(size),
+                c.place,
+                "=".repeat(size),
+                ">".repeat(size)
+            );
+            if let Some(at) = find_block(&text, &placeholder) {
+                text.replace_range(at..at + placeholder.len(), &block);
+            } else {
+                // Not found (should not happen): append, so the file
+                // still fails to parse until someone looks.
+                text.push_str(&block);
+            }
+        }
+        text
+    }
+
+    fn placeholder_lines(&self, place: &Place) -> String {
+        let m = &self.merged;
+        match place {
+            Place::Custodian(c) => {
+                entry_lines(
+                    place,
+                    &Versions::Custodian(m.custodians.get(c).cloned(), None),
+                )
+                .0
+            }
+            Place::Domain(d) => {
+                entry_lines(place, &Versions::Domain(m.domains.get(d).cloned(), None)).0
+            }
+            Place::PublicKey(d) => {
+                let pk = m.domains[d].public_key;
+                entry_lines(place, &Versions::PublicKey(pk, pk)).0
+            }
+            Place::Owner(d, o) => {
+                entry_lines(
+                    place,
+                    &Versions::Sealed(m.domains[d].owners.get(o).cloned(), None),
+                )
+                .0
+            }
+            Place::Secret(d, s) => {
+                entry_lines(
+                    place,
+                    &Versions::Sealed(m.domains[d].secrets.get(s).cloned(), None),
+                )
+                .0
+            }
+            Place::AuditLog => {
+                entry_lines(place, &Versions::Log(m.audit_log.clone(), Vec::new())).0
+            }
+        }
+    }
+}
+
+fn side_name(s: Side) -> &'static str {
+    match s {
+        Side::Ours => "ours",
+        Side::Theirs => "theirs",
+    }
+}
+
+fn other_side(s: Side) -> Side {
+    match s {
+        Side::Ours => Side::Theirs,
+        Side::Theirs => Side::Ours,
+    }
+}
+
+fn possessive(s: Side) -> &'static str {
+    match s {
+        Side::Ours => "our",
+        Side::Theirs => "their",
+    }
+}
+
+/// Find `block` at a line start in `text`.
+fn find_block(text: &str, block: &str) -> Option<usize> {
+    if block.is_empty() {
+        return None;
+    }
+    let mut from = 0;
+    while let Some(i) = text[from..].find(block) {
+        let at = from + i;
+        if at == 0 || text.as_bytes()[at - 1] == b'\n' {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
+}
+
+fn render_versions(place: &Place, v: &Versions) -> (String, String) {
+    entry_lines(place, v)
+}
+
+/// The lines an entry occupies in the canonical file, for each side:
+/// emit the entry inside its ancestors and drop the ancestors' lines.
+fn entry_lines(place: &Place, v: &Versions) -> (String, String) {
+    fn lines_without(doc: &str, ancestors: usize) -> String {
+        doc.split_inclusive('\n').skip(ancestors).collect()
+    }
+    let side = |which: usize| -> String {
+        match (place, v) {
+            (Place::Custodian(c), Versions::Custodian(o, t)) => {
+                let Some(p) = (if which == 0 { o } else { t }) else {
+                    return String::new();
+                };
+                let enc = p.encode();
+                let doc = emit(&Node::Map(vec![(
+                    "key-custodians",
+                    Node::Map(vec![(
+                        c.as_str(),
+                        Node::Map(vec![("pwdkm", Node::Str(&enc))]),
+                    )]),
+                )]));
+                lines_without(&doc, 1)
+            }
+            (Place::Domain(d), Versions::Domain(o, t)) => {
+                let Some(dom) = (if which == 0 { o } else { t }) else {
+                    return String::new();
+                };
+                let mut f = ProtectedFile::default();
+                f.domains.insert(d.clone(), dom.clone());
+                let doc = f.to_yaml_string();
+                // Drop the trailing `key-custodians: {}` and `audit-log: []`.
+                let lines: Vec<&str> = doc.split_inclusive('\n').collect();
+                lines[..lines.len() - 2].concat()
+            }
+            (Place::PublicKey(d), Versions::PublicKey(o, t)) => {
+                let enc = crypto::encode_v0(if which == 0 { o } else { t });
+                let doc = emit(&Node::Map(vec![(
+                    d.as_str(),
+                    Node::Map(vec![(
+                        "meta",
+                        Node::Map(vec![("public-key", Node::Str(&enc))]),
+                    )]),
+                )]));
+                lines_without(&doc, 2)
+            }
+            (Place::Owner(d, name), Versions::Sealed(o, t)) => {
+                let Some(val) = (if which == 0 { o } else { t }) else {
+                    return String::new();
+                };
+                let enc = crypto::encode_v0(val);
+                let doc = emit(&Node::Map(vec![(
+                    d.as_str(),
+                    Node::Map(vec![(
+                        "meta",
+                        Node::Map(vec![(
+                            "owners",
+                            Node::Map(vec![(name.as_str(), Node::Str(&enc))]),
+                        )]),
+                    )]),
+                )]));
+                lines_without(&doc, 3)
+            }
+            (Place::Secret(d, name), Versions::Sealed(o, t)) => {
+                let Some(val) = (if which == 0 { o } else { t }) else {
+                    return String::new();
+                };
+                let enc = crypto::encode_v0(val);
+                let key = format!("secret-{name}");
+                let doc = emit(&Node::Map(vec![(
+                    d.as_str(),
+                    Node::Map(vec![(key.as_str(), Node::Str(&enc))]),
+                )]));
+                lines_without(&doc, 1)
+            }
+            (Place::AuditLog, Versions::Log(o, t)) => {
+                let log = if which == 0 { o } else { t };
+                emit(&Node::Map(vec![(
+                    "audit-log",
+                    Node::Seq(log.iter().map(String::as_str).collect()),
+                )]))
+            }
+            _ => String::new(),
+        }
+    };
+    (side(0), side(1))
+}
+
+/// How a side's log relates to the base's: the entries it appended, and
+/// the rewritten prefix when it truncated.
+struct Appended {
+    truncation: Option<Vec<String>>,
+    new: Vec<String>,
+}
+
+fn truncation_count(entry: &str) -> Option<usize> {
+    entry
+        .strip_prefix("truncated ")?
+        .strip_suffix(" audit log entries")?
+        .parse()
+        .ok()
+}
+
+/// `None` when `side` is neither an append to `base` nor a truncation.
+fn appended(base: &[String], side: &[String]) -> Option<Appended> {
+    if side.starts_with(base) {
+        return Some(Appended {
+            truncation: None,
+            new: side[base.len()..].to_vec(),
+        });
+    }
+    let first = side.first()?;
+    truncation_count(first)?;
+    // Keep the longest suffix of base that the truncated log continues with.
+    let rest = &side[1..];
+    let kept = (0..=base.len().min(rest.len()))
+        .rev()
+        .find(|&k| rest[..k] == base[base.len() - k..])?;
+    Some(Appended {
+        truncation: Some(side[..1 + kept].to_vec()),
+        new: rest[kept..].to_vec(),
+    })
+}
+
+/// Merge two appended runs by timestamp (ours first on ties); an entry
+/// appended identically on both sides appears once.
+pub fn interleave(ours: &[String], theirs: &[String]) -> Vec<String> {
+    let mut theirs: Vec<&String> = theirs.iter().collect();
+    // Drop from theirs the entries ours appended identically.
+    let mut ours_left: Vec<&String> = ours.iter().collect();
+    theirs.retain(|e| match ours_left.iter().position(|o| o == e) {
+        Some(i) => {
+            ours_left.remove(i);
+            false
+        }
+        None => true,
+    });
+    let stamp = |e: &str| e.get(..20).and_then(parse_timestamp);
+    let (mut i, mut j) = (0, 0);
+    let (mut last_o, mut last_t) = (i64::MIN, i64::MIN);
+    let mut out = Vec::with_capacity(ours.len() + theirs.len());
+    while i < ours.len() || j < theirs.len() {
+        let to = ours.get(i).map(|e| stamp(e).unwrap_or(last_o));
+        let tt = theirs.get(j).map(|e| stamp(e).unwrap_or(last_t));
+        match (to, tt) {
+            (Some(a), Some(b)) if a <= b => {
+                last_o = a;
+                out.push(ours[i].clone());
+                i += 1;
+            }
+            (Some(a), None) => {
+                last_o = a;
+                out.push(ours[i].clone());
+                i += 1;
+            }
+            (_, Some(b)) => {
+                last_t = b;
+                out.push(theirs[j].clone());
+                j += 1;
+            }
+            (None, None) => break,
+        }
+    }
+    out
+}
+
+/// Credentials usable by the merge driver without prompting, from
+/// `<PREFIX>_USER` and `<PREFIX>_PASSPHRASE` (prefix `PPROTECT_ENV_PREFIX`
+/// or `PPROTECT`) or `PPROTECT_PASSPHRASE_FILE`.
+pub fn env_creds() -> Option<Creds> {
+    let prefix = std::env::var("PPROTECT_ENV_PREFIX").unwrap_or_else(|_| "PPROTECT".into());
+    let user = std::env::var(format!("{prefix}_USER"))
+        .ok()
+        .filter(|u| !u.is_empty())?;
+    let pass = match std::env::var(format!("{prefix}_PASSPHRASE")) {
+        Ok(p) if !p.is_empty() => p,
+        _ => {
+            let path = std::env::var_os("PPROTECT_PASSPHRASE_FILE")?;
+            let text = zeroize::Zeroizing::new(std::fs::read_to_string(path).ok()?);
+            text.trim().to_string()
+        }
+    };
+    Some(Creds::new(user, pass))
+}
+
+/// Run the driver on file contents; `Err` when an input is not a valid
+/// protected file (the caller leaves `%A` untouched).
+pub fn merge_bytes(
+    base: &[u8],
+    ours: &[u8],
+    theirs: &[u8],
+    creds: Option<&Creds>,
+    marker_size: usize,
+) -> Result<Merged> {
+    let b = parse_input(base, "base (%O)")?;
+    let o = ProtectedFile::from_bytes(ours).map_err(|e| e.context("ours (%A)"))?;
+    let t = ProtectedFile::from_bytes(theirs).map_err(|e| e.context("theirs (%B)"))?;
+    Ok(merge(&b, &o, &t, creds, marker_size))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn interleaves_by_time_ours_first() {
+        let o = s(&["2026-01-01T00:00:02Z -- a", "2026-01-01T00:00:05Z -- b"]);
+        let t = s(&[
+            "2026-01-01T00:00:02Z -- c",
+            "2026-01-01T00:00:03Z -- d",
+            "2026-01-01T00:00:05Z -- b",
+        ]);
+        assert_eq!(
+            interleave(&o, &t),
+            s(&[
+                "2026-01-01T00:00:02Z -- a",
+                "2026-01-01T00:00:02Z -- c",
+                "2026-01-01T00:00:03Z -- d",
+                "2026-01-01T00:00:05Z -- b"
+            ])
+        );
+    }
+
+    #[test]
+    fn appends_and_truncations() {
+        let base = s(&["a", "b", "c"]);
+        let ap = appended(&base, &s(&["a", "b", "c", "d"])).unwrap();
+        assert!(ap.truncation.is_none() && ap.new == s(&["d"]));
+        let tr = appended(&base, &s(&["truncated 1 audit log entries", "b", "c", "d"])).unwrap();
+        assert_eq!(
+            tr.truncation.unwrap(),
+            s(&["truncated 1 audit log entries", "b", "c"])
+        );
+        assert_eq!(tr.new, s(&["d"]));
+        assert!(appended(&base, &s(&["a", "x", "c"])).is_none());
+    }
+}
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use crate::crypto::KeyType;
+    use proptest::prelude::*;
+    use secrecy::SecretString;
+
+    const RAW: &str = "P0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdefP";
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Add(usize, usize),
+        Update(usize, usize),
+        Remove(usize, usize),
+        AddDomain(usize),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (0..3usize, 0..6usize).prop_map(|(d, s)| Op::Add(d, s)),
+            (0..3usize, 0..6usize).prop_map(|(d, s)| Op::Update(d, s)),
+            (0..3usize, 0..6usize).prop_map(|(d, s)| Op::Remove(d, s)),
+            (2..5usize).prop_map(Op::AddDomain),
+        ]
+    }
+
+    fn base() -> ProtectedFile {
+        let mut f = ProtectedFile::create();
+        let pass = SecretString::from(RAW.to_string());
+        f.add_key_custodian("c@x", &pass, KeyType::Raw).unwrap();
+        let who = f.unlock("c@x", &pass).unwrap().unwrap();
+        for d in ["d0", "d1"] {
+            f.add_domain(d, &who).unwrap();
+        }
+        f.add_secret("d0", "s0", &SecretString::from("v".to_string()))
+            .unwrap();
+        f
+    }
+
+    fn apply(f: &mut ProtectedFile, ops: &[Op]) {
+        let pass = SecretString::from(RAW.to_string());
+        let who = f.unlock("c@x", &pass).unwrap().unwrap();
+        for op in ops {
+            let v = SecretString::from(format!("{op:?}"));
+            // Refused operations (missing domain, existing secret) are skipped.
+            let _ = match op {
+                Op::Add(d, s) => f.add_secret(&format!("d{d}"), &format!("s{s}"), &v),
+                Op::Update(d, s) => f.update_secret(&format!("d{d}"), &format!("s{s}"), &v),
+                Op::Remove(d, s) => f.rm_secret(&format!("d{d}"), &format!("s{s}")),
+                Op::AddDomain(d) => f.add_domain(&format!("d{d}"), &who),
+            };
+        }
+    }
+
+    fn sorted_log(text: &str) -> (ProtectedFile, Vec<String>) {
+        let mut f = ProtectedFile::from_bytes(text.as_bytes()).unwrap();
+        let mut log = std::mem::take(&mut f.audit_log);
+        log.sort();
+        (f, log)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn unchanged_side_gives_the_other(ops in prop::collection::vec(op(), 0..8)) {
+            let b = base();
+            let mut t = b.clone();
+            apply(&mut t, &ops);
+            let m = merge(&b, &b, &t, None, 7);
+            prop_assert!(m.conflicts.is_empty());
+            prop_assert_eq!(&m.text, &t.to_yaml_string());
+            let m = merge(&b, &t, &b, None, 7);
+            prop_assert_eq!(&m.text, &t.to_yaml_string());
+        }
+
+        #[test]
+        fn symmetric_up_to_tied_log_order(
+            ours in prop::collection::vec(op(), 0..8),
+            theirs in prop::collection::vec(op(), 0..8),
+        ) {
+            let b = base();
+            let (mut o, mut t) = (b.clone(), b.clone());
+            apply(&mut o, &ours);
+            apply(&mut t, &theirs);
+            let ot = merge(&b, &o, &t, None, 7);
+            let to = merge(&b, &t, &o, None, 7);
+            let places = |m: &Merged| {
+                let mut v: Vec<String> = m.conflicts.iter().map(|c| c.place.to_string()).collect();
+                v.sort();
+                v
+            };
+            prop_assert_eq!(places(&ot), places(&to));
+            if ot.conflicts.is_empty() {
+                prop_assert_eq!(sorted_log(&ot.text), sorted_log(&to.text));
+            } else {
+                // A conflicted file never parses.
+                prop_assert!(ProtectedFile::from_bytes(ot.text.as_bytes()).is_err());
+            }
+        }
+    }
+}
