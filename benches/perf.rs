@@ -333,6 +333,10 @@ fn main() {
         }
     }
 
+    // --- History ------------------------------------------------------
+    let commits = if quick { 1000 } else { 10_000 };
+    history_bench(d, commits);
+
     // --- Start-up -------------------------------------------------------
     let tiny = d.join("tiny.yaml");
     std::fs::write(&tiny, build(3, 5)).unwrap();
@@ -425,4 +429,110 @@ fn merge_time(d: &Path, base: &Path, text: &str, reps: usize) -> Option<Duration
             )
         },
     ))
+}
+
+/// A repository of `commits` commits, each updating one secret of a
+/// ~100 KB file (built with `git fast-import`), then `check-audit-log`
+/// against `git log -p -- protected.yaml` on it.
+fn history_bench(d: &Path, commits: usize) {
+    use std::io::Write;
+    let repo = d.join("history");
+    std::fs::create_dir_all(&repo).unwrap();
+    let git = |args: &[&str]| {
+        let o = Command::new("git")
+            .args(args)
+            .current_dir(&repo)
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    git(&["init", "-q", "-b", "main"]);
+    let mut f = ProtectedFile::create();
+    f.add_key_custodian("bench@example.com", &raw(), KeyType::Raw)
+        .unwrap();
+    let who = f.unlock("bench@example.com", &raw()).unwrap().unwrap();
+    for dn in 0..40 {
+        f.add_domain(&format!("domain-{dn:02}"), &who).unwrap();
+        for sn in 0..10 {
+            f.add_secret(
+                &format!("domain-{dn:02}"),
+                &format!("s{sn}"),
+                &SecretString::from("v".to_string()),
+            )
+            .unwrap();
+        }
+    }
+    let mut child = Command::new("git")
+        .args(["fast-import", "--quiet"])
+        .current_dir(&repo)
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut w = std::io::BufWriter::new(child.stdin.take().unwrap());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let mut size = 0;
+    for i in 0..commits {
+        if i > 0 {
+            let dn = format!("domain-{:02}", i % 40);
+            f.update_secret(
+                &dn,
+                &format!("s{}", i % 10),
+                &SecretString::from(format!("v{i}")),
+            )
+            .unwrap();
+        }
+        let text = f.to_yaml_string();
+        size = text.len();
+        write!(
+            w,
+            "blob\nmark :{}\ndata {}\n{text}\n",
+            2 * i + 1,
+            text.len()
+        )
+        .unwrap();
+        let msg = format!("change {i}");
+        write!(w, "commit refs/heads/main\nmark :{}\ncommitter Bench <b@example.com> {now} +0000\ndata {}\n{msg}\n", 2 * i + 2, msg.len()).unwrap();
+        if i > 0 {
+            writeln!(w, "from :{}", 2 * i).unwrap();
+        }
+        writeln!(w, "M 100644 :{} protected.yaml\n", 2 * i + 1).unwrap();
+    }
+    drop(w);
+    assert!(child.wait().unwrap().success());
+    git(&["checkout", "-q", "main"]);
+    let ours = time(
+        1,
+        || {},
+        || {
+            let mut c = Command::new(BIN);
+            c.arg("check-audit-log").current_dir(&repo);
+            c
+        },
+    );
+    let theirs = time(
+        1,
+        || {},
+        || {
+            let mut c = Command::new("git");
+            c.args(["log", "-p", "--", "protected.yaml"])
+                .current_dir(&repo)
+                .env("GIT_CONFIG_GLOBAL", "/dev/null");
+            c
+        },
+    );
+    println!(
+        "\n## check-audit-log on {commits} commits of a {:.0} KB file\n\ncheck-audit-log: {} | git log -p -- protected.yaml: {} | ratio {:.2}",
+        size as f64 / 1e3,
+        secs(ours),
+        secs(theirs),
+        ours.as_secs_f64() / theirs.as_secs_f64()
+    );
 }

@@ -5,5 +5,6 @@ mod harness;
 mod cli;
 mod compat_fixtures;
 mod compat_python;
+mod git_audit_log;
 mod git_merge;
 mod git_textconv_precommit;

@@ -209,6 +209,7 @@ pub fn run(cli: Cli) -> Result<(), Fail> {
             marker_size,
         } => merge_driver(base, current, other, path.as_deref(), *marker_size),
         Command::SetupGit { check, uninstall } => setup_git(&cli, *check, *uninstall),
+        Command::CheckAuditLog { range, skew } => check_audit_log(&cli, range.as_deref(), *skew),
         Command::AddKeyCustodian => {
             t.load_for_write()?;
             add_key_custodian(&cli, &t, false)
@@ -764,4 +765,57 @@ fn setup_git(cli: &Cli, check: bool, uninstall: bool) -> Result<(), Fail> {
         outln(&format!("pprotect: {}", sanitize(&d)))?;
     }
     Ok(())
+}
+
+fn check_audit_log(cli: &Cli, range: Option<&str>, skew: i64) -> Result<(), Fail> {
+    use pprotect::git::history;
+    let cwd = std::env::current_dir().map_err(|e| Fail::msg(2, e.to_string()))?;
+    let repo = pprotect::git::repo::Repo::discover(&cwd)?;
+    let path = cli
+        .file
+        .to_string_lossy()
+        .trim_start_matches("./")
+        .to_string();
+    let report = history::check(&repo, &path, range, skew)?;
+    if cli.json {
+        fn opt(v: &Option<String>) -> Json<'_> {
+            v.as_deref().map_or(Json::Null, Json::Str)
+        }
+        let items = report
+            .findings
+            .iter()
+            .map(|f| {
+                Json::Obj(vec![
+                    ("commit", Json::Str(&f.commit)),
+                    ("kind", Json::Str(f.kind.as_str())),
+                    ("domain", opt(&f.domain)),
+                    ("secret", opt(&f.secret)),
+                    ("custodian", opt(&f.custodian)),
+                    ("entry", opt(&f.entry)),
+                    ("message", Json::Str(&f.message)),
+                ])
+            })
+            .collect();
+        outln(&dumps(&Json::Arr(items)))?;
+    } else {
+        for f in &report.findings {
+            outln(&sanitize(&format!(
+                "{} {}: {}",
+                &f.commit[..f.commit.len().min(7)],
+                f.summary,
+                f.message
+            )))?;
+        }
+        outln(&format!(
+            "{} finding(s) in {} commit(s) changing {}",
+            report.findings.len(),
+            report.commits_checked,
+            sanitize(&path)
+        ))?;
+    }
+    if report.findings.is_empty() {
+        Ok(())
+    } else {
+        Err(Fail::Quiet(1))
+    }
 }

@@ -5,6 +5,8 @@ use std::fmt::Write as _;
 
 /// A JSON value to print.
 pub enum Json<'a> {
+    /// `null`.
+    Null,
     /// A string.
     Str(&'a str),
     /// An array.
@@ -52,6 +54,7 @@ fn write_value(v: &Json<'_>, level: usize, out: &mut String) {
         }
     };
     match v {
+        Json::Null => out.push_str("null"),
         Json::Str(s) => escape(s, out),
         Json::Arr(items) if items.is_empty() => out.push_str("[]"),
         Json::Obj(items) if items.is_empty() => out.push_str("{}"),

@@ -97,6 +97,8 @@ Subcommands:
                         hook into this clone (--check, --uninstall)
     merge-driver O A B [PATH]
                         three-way merge of protected files (called by git)
+    check-audit-log     cross-check the audit log against git history
+                        (--range A..B, --json, --skew SECONDS)
     textconv FILE       print a protected file as names and fingerprints
                         (git diff textconv)
     pre-commit          check the staged change for plaintext secrets
@@ -338,6 +340,16 @@ pub enum Command {
         /// Remove what setup-git added.
         #[arg(long, conflicts_with = "check")]
         uninstall: bool,
+    },
+    /// Cross-check the audit log against git history.
+    #[command(alias = "check_audit_log")]
+    CheckAuditLog {
+        /// Only commits in this range (`A..B`) or reachable from a revision.
+        #[arg(long)]
+        range: Option<String>,
+        /// Allowed clock skew, in seconds.
+        #[arg(long, default_value_t = 600)]
+        skew: i64,
     },
     /// Print a protected file as names and fingerprints (git diff textconv).
     Textconv {

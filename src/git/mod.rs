@@ -1,6 +1,7 @@
 //! Git integration: reading repositories with `gix`, the diff textconv and
 //! the pre-commit check.
 
+pub mod history;
 pub mod merge;
 pub mod precommit;
 pub mod repo;
