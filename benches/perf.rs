@@ -94,6 +94,23 @@ fn main() {
     let py = python();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
+    // PPROTECT_BENCH_ONLY=history runs one section; PPROTECT_BENCH_KEEP
+    // keeps the generated files (their folder is printed).
+    let only = std::env::var("PPROTECT_BENCH_ONLY").ok();
+    if std::env::var("PPROTECT_BENCH_KEEP").is_ok() {
+        println!("files in {}", d.display());
+    }
+    if only.as_deref() == Some("history") {
+        let commits = std::env::var("PPROTECT_BENCH_COMMITS")
+            .ok()
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(10_000);
+        history_bench(d, commits);
+        if std::env::var("PPROTECT_BENCH_KEEP").is_ok() {
+            std::mem::forget(dir);
+        }
+        return;
+    }
     let env = [
         ("PPROTECT_USER", "bench@example.com"),
         ("PPROTECT_PASSPHRASE", RAW),

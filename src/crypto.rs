@@ -257,7 +257,11 @@ fn derive_key(key_type: KeyType, salt: &[u8], name: &str, passphrase: &[u8]) -> 
 }
 
 /// libsodium `crypto_pwhash` with `ALG_ARGON2ID13`: parallelism 1, memory
-/// `memlimit / 1024` KiB, `opslimit` passes.
+/// `memlimit / 1024` KiB, `opslimit` passes, a 16-byte salt.
+///
+/// With the `libsodium` feature (the default) this is libsodium's own
+/// implementation; without it, the pure-Rust `argon2` crate. Both give the
+/// same bytes (tested against the same vectors).
 pub fn argon2id(
     password: &[u8],
     salt: &[u8],
@@ -265,19 +269,111 @@ pub fn argon2id(
     memlimit: u32,
     out: &mut [u8],
 ) -> Result<()> {
-    let _span =
-        tracing::debug_span!("argon2id", opslimit, memlimit_kib = memlimit / 1024).entered();
+    let _span = tracing::debug_span!(
+        "argon2id",
+        opslimit,
+        memlimit_kib = memlimit / 1024,
+        backend = ARGON2_BACKEND
+    )
+    .entered();
+    check_cost(opslimit, memlimit)?;
+    #[cfg(feature = "libsodium")]
+    {
+        sodium::argon2id(password, salt, opslimit, memlimit, out)
+    }
+    #[cfg(not(feature = "libsodium"))]
+    {
+        argon2id_pure_rust(password, salt, opslimit, memlimit, out)
+    }
+}
+
+/// Which Argon2id implementation [`argon2id`] uses.
+pub const ARGON2_BACKEND: &str = if cfg!(feature = "libsodium") {
+    "libsodium"
+} else {
+    "argon2 (pure Rust)"
+};
+
+fn check_cost(opslimit: u32, memlimit: u32) -> Result<()> {
     if opslimit < 1 || memlimit < 8192 {
         return Err(Error::invalid(
             None,
             format!("invalid KDF cost: opslimit={opslimit}, memlimit={memlimit}"),
         ));
     }
+    Ok(())
+}
+
+/// The pure-Rust Argon2id (RustCrypto `argon2`), same contract as
+/// [`argon2id`].
+pub fn argon2id_pure_rust(
+    password: &[u8],
+    salt: &[u8],
+    opslimit: u32,
+    memlimit: u32,
+    out: &mut [u8],
+) -> Result<()> {
+    check_cost(opslimit, memlimit)?;
     let params = argon2::Params::new(memlimit / 1024, opslimit, 1, Some(out.len()))
         .map_err(|e| Error::invalid(None, format!("invalid KDF cost: {e}")))?;
     let a = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
     a.hash_password_into(password, salt, out)
         .map_err(|e| Error::invalid(None, format!("key derivation failed: {e}")))
+}
+
+/// libsodium's Argon2id, the one place with `unsafe` code (an FFI call).
+#[cfg(feature = "libsodium")]
+#[allow(unsafe_code)]
+mod sodium {
+    use std::sync::Once;
+
+    use crate::error::{Error, Result};
+
+    static INIT: Once = Once::new();
+
+    /// `crypto_pwhash(..., crypto_pwhash_ALG_ARGON2ID13)`.
+    pub fn argon2id(
+        password: &[u8],
+        salt: &[u8],
+        opslimit: u32,
+        memlimit: u32,
+        out: &mut [u8],
+    ) -> Result<()> {
+        if salt.len() != 16 || out.len() < 16 {
+            return Err(Error::invalid(
+                None,
+                "key derivation needs a 16-byte salt".into(),
+            ));
+        }
+        // SAFETY: sodium_init is safe to call at any time, from any thread,
+        // any number of times; Once keeps it to one call.
+        INIT.call_once(|| unsafe {
+            libsodium_sys::sodium_init();
+        });
+        // SAFETY: every pointer is valid for the length passed with it:
+        // `out` for `out.len()` writable bytes, `password` for its length,
+        // `salt` for the 16 bytes crypto_pwhash reads (checked above).
+        let rc = unsafe {
+            libsodium_sys::crypto_pwhash(
+                out.as_mut_ptr(),
+                out.len() as u64,
+                password.as_ptr().cast(),
+                password.len() as u64,
+                salt.as_ptr(),
+                u64::from(opslimit),
+                memlimit as usize,
+                libsodium_sys::crypto_pwhash_ALG_ARGON2ID13 as i32,
+            )
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(Error::invalid(
+                None,
+                "key derivation failed (out of memory?)".into(),
+            ))
+        }
+    }
 }
 
 /// An X25519 secret key (a custodian's or a domain's). Zeroized on drop;
@@ -338,14 +434,25 @@ mod tests {
     }
 
     #[test]
-    fn argon2id_matches_libsodium_vector() {
+    fn argon2id_matches_libsodium_vector_on_both_backends() {
         // Computed with PyNaCl (libsodium) crypto_pwhash argon2id.
+        let want = "624c7366e8482564426d7a39ff9732aa61687c97788d0588af477b2885b3e437";
         let mut out = [0u8; 32];
         argon2id(&[b'x'; 64], &[b'y'; 16], 4, HARD_MEMLIMIT, &mut out).unwrap();
-        assert_eq!(
-            hex(&out),
-            "624c7366e8482564426d7a39ff9732aa61687c97788d0588af477b2885b3e437"
-        );
+        assert_eq!(hex(&out), want);
+        let mut out = [0u8; 32];
+        argon2id_pure_rust(&[b'x'; 64], &[b'y'; 16], 4, HARD_MEMLIMIT, &mut out).unwrap();
+        assert_eq!(hex(&out), want);
+    }
+
+    #[test]
+    fn backends_agree_at_other_costs() {
+        for (ops, mem) in [(1u32, 8192u32), (2, FAST_MEMLIMIT), (3, 1 << 20)] {
+            let (mut a, mut b) = ([0u8; 32], [0u8; 32]);
+            argon2id(b"password", &[7u8; 16], ops, mem, &mut a).unwrap();
+            argon2id_pure_rust(b"password", &[7u8; 16], ops, mem, &mut b).unwrap();
+            assert_eq!(a, b, "opslimit {ops}, memlimit {mem}");
+        }
     }
 
     #[test]

@@ -1,4 +1,5 @@
-#![forbid(unsafe_code)]
+// `unsafe` only in `crypto::sodium`, the libsodium FFI call.
+#![deny(unsafe_code)]
 #![deny(missing_docs)]
 //! # pprotect
 //!

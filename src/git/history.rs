@@ -15,7 +15,7 @@
 //! Each distinct blob is parsed once.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::rc::Rc;
+use std::sync::Arc;
 
 use gix::ObjectId;
 
@@ -381,40 +381,70 @@ fn appended_positions(
 /// Builds a finding for the commit being checked.
 type MakeFinding<'a> = dyn Fn(Kind, Option<&Obj>, Option<&str>, String) -> Finding + 'a;
 
-type Parsed = Rc<std::result::Result<ProtectedFile, Error>>;
+type Parsed = Arc<std::result::Result<ProtectedFile, Error>>;
 
-struct Checker<'r> {
-    repo: &'r Repo,
-    path: String,
-    skew: i64,
-    cache: HashMap<ObjectId, Parsed>,
-    empty: Parsed,
+/// A commit that changes the file: its blob, and each parent's.
+struct Task {
+    id: ObjectId,
+    summary: String,
+    time: i64,
+    blob: Option<ObjectId>,
+    parents: Vec<Option<ObjectId>>,
 }
 
-impl Checker<'_> {
-    fn blob_at(&self, commit: &gix::Commit<'_>) -> Result<Option<ObjectId>> {
-        let tree = commit
-            .tree()
-            .map_err(|e| Error::git(format!("cannot read the tree of {}", commit.id), e))?;
-        let entry = tree
-            .lookup_entry_by_path(&self.path)
-            .map_err(|e| Error::git(format!("cannot look up {} in {}", self.path, commit.id), e))?;
-        Ok(entry.filter(|e| e.mode().is_blob()).map(|e| e.object_id()))
-    }
+fn blob_at(commit: &gix::Commit<'_>, path: &str) -> Result<Option<ObjectId>> {
+    let tree = commit
+        .tree()
+        .map_err(|e| Error::git(format!("cannot read the tree of {}", commit.id), e))?;
+    let entry = tree
+        .lookup_entry_by_path(path)
+        .map_err(|e| Error::git(format!("cannot look up {path} in {}", commit.id), e))?;
+    Ok(entry.filter(|e| e.mode().is_blob()).map(|e| e.object_id()))
+}
 
-    fn parsed(&mut self, id: Option<ObjectId>) -> Result<Parsed> {
-        let Some(id) = id else {
-            return Ok(self.empty.clone());
-        };
-        if let Some(p) = self.cache.get(&id) {
-            return Ok(p.clone());
+/// Read blobs (here) and parse them on all cores.
+fn parse_all(repo: &gix::Repository, ids: &[ObjectId]) -> Result<Vec<(ObjectId, Parsed)>> {
+    let blobs: Vec<(ObjectId, Vec<u8>)> = ids
+        .iter()
+        .map(|id| {
+            let blob = repo
+                .find_blob(*id)
+                .map_err(|e| Error::git(format!("cannot read object {id}"), e))?;
+            Ok((*id, blob.data.clone()))
+        })
+        .collect::<Result<_>>()?;
+    if blobs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 8);
+    let chunk = blobs.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = blobs
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|(id, bytes)| (*id, Arc::new(ProtectedFile::from_bytes(bytes))))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut out = Vec::with_capacity(blobs.len());
+        for h in handles {
+            out.extend(
+                h.join()
+                    .map_err(|_| Error::git("parsing", "a worker thread failed"))?,
+            );
         }
-        let bytes = self.repo.blob(id)?;
-        let p = Rc::new(ProtectedFile::from_bytes(&bytes));
-        self.cache.insert(id, p.clone());
-        Ok(p)
-    }
+        Ok(out)
+    })
 }
+
+/// Commits are checked in chunks; each chunk's blobs are parsed in
+/// parallel, and a parse is dropped once no later check needs it.
+const CHUNK: usize = 256;
 
 /// Check the history of `path` (relative to the repository root) in the
 /// commits reachable from `range`'s tip (`A..B`, or a single revision;
@@ -441,102 +471,171 @@ pub fn check(repo: &Repo, path: &str, range: Option<&str>, skew: i64) -> Result<
     let walk = walk
         .all()
         .map_err(|e| Error::git("cannot walk history", e))?;
-    let mut checker = Checker {
-        repo,
-        path: path.to_string(),
-        skew,
-        cache: HashMap::new(),
-        empty: Rc::new(Ok(ProtectedFile::default())),
-    };
-    let mut report = Report::default();
-    let mut ever_present = false;
-    let mut per_commit: Vec<Vec<Finding>> = Vec::new();
+
+    // Pass 1: every commit's blob, then which commits change the file.
+    struct Seen {
+        id: ObjectId,
+        parents: Vec<ObjectId>,
+        summary: String,
+        time: i64,
+        blob: Option<ObjectId>,
+    }
+    let mut seen = Vec::new();
+    let mut blob_of: HashMap<ObjectId, Option<ObjectId>> = HashMap::new();
     for info in walk {
         let info = info.map_err(|e| Error::git("cannot walk history", e))?;
         let commit = r
             .find_commit(info.id)
             .map_err(|e| Error::git(format!("cannot read commit {}", info.id), e))?;
-        let blob = checker.blob_at(&commit)?;
-        ever_present |= blob.is_some();
-        let mut parent_blobs = Vec::new();
-        for pid in commit.parent_ids() {
-            let parent = r
-                .find_commit(pid)
-                .map_err(|e| Error::git(format!("cannot read commit {pid}"), e))?;
-            parent_blobs.push(checker.blob_at(&parent)?);
+        let blob = blob_at(&commit, path)?;
+        blob_of.insert(info.id, blob);
+        seen.push(Seen {
+            id: info.id,
+            parents: commit.parent_ids().map(|p| p.detach()).collect(),
+            summary: commit
+                .message_raw_sloppy()
+                .to_string()
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_string(),
+            time: commit.time().map(|t| t.seconds).unwrap_or(i64::MAX),
+            blob,
+        });
+    }
+    let ever_present = blob_of.values().any(Option::is_some);
+    let mut tasks = Vec::new();
+    for c in seen {
+        let mut parents = Vec::new();
+        for pid in &c.parents {
+            let pb = match blob_of.get(pid) {
+                Some(b) => *b,
+                // A parent outside the range (hidden).
+                None => {
+                    let parent = r
+                        .find_commit(*pid)
+                        .map_err(|e| Error::git(format!("cannot read commit {pid}"), e))?;
+                    blob_at(&parent, path)?
+                }
+            };
+            parents.push(pb);
         }
-        if parent_blobs.is_empty() {
-            parent_blobs.push(None);
+        if parents.is_empty() {
+            parents.push(None);
         }
-        if parent_blobs.contains(&blob) {
+        if parents.contains(&c.blob) {
             continue; // the file came unchanged from a parent
         }
-        report.commits_checked += 1;
-        let time = commit.time().map(|t| t.seconds).unwrap_or(i64::MAX);
-        let summary = commit
-            .message_raw_sloppy()
-            .to_string()
-            .lines()
-            .next()
-            .unwrap_or("")
-            .to_string();
-        let mut findings = Vec::new();
-        let id = info.id.to_string();
-        let new = checker.parsed(blob)?;
-        let finding = |kind: Kind, obj: Option<&Obj>, entry: Option<&str>, message: String| {
-            let (domain, secret, custodian) = obj.map(Obj::fields).unwrap_or((None, None, None));
-            Finding {
-                commit: id.clone(),
-                summary: summary.clone(),
-                kind,
-                domain,
-                secret,
-                custodian,
-                entry: entry.map(String::from),
-                message,
-            }
-        };
-        let new = match new.as_ref() {
-            Ok(f) => f,
-            Err(e) => {
-                if blob.is_some() {
-                    findings.push(finding(
-                        Kind::InvalidFile,
-                        None,
-                        None,
-                        format!("{path} is not a valid protected file: {e}"),
-                    ));
-                }
-                per_commit.push(findings);
-                continue;
-            }
-        };
-        let mut seen_bad_log = false;
-        for pb in &parent_blobs {
-            let parent = checker.parsed(*pb)?;
-            let Ok(parent) = parent.as_ref() else {
-                continue; // reported at that commit
-            };
-            check_against(
-                parent,
-                new,
-                pb.is_none(),
-                time,
-                checker.skew,
-                &finding,
-                &mut findings,
-                &mut seen_bad_log,
-            );
-        }
-        dedupe(&mut findings);
-        per_commit.push(findings);
+        tasks.push(Task {
+            id: c.id,
+            summary: c.summary,
+            time: c.time,
+            blob: c.blob,
+            parents,
+        });
     }
     if !ever_present {
         return Err(Error::git(path, "was never committed in this history"));
     }
+
+    // Pass 2: parse each distinct blob once, check, and drop parses no
+    // later check needs.
+    let mut uses: HashMap<ObjectId, usize> = HashMap::new();
+    for t in &tasks {
+        for b in std::iter::once(&t.blob).chain(&t.parents).flatten() {
+            *uses.entry(*b).or_default() += 1;
+        }
+    }
+    let empty: Parsed = Arc::new(Ok(ProtectedFile::default()));
+    let mut cache: HashMap<ObjectId, Parsed> = HashMap::new();
+    let mut per_commit: Vec<Vec<Finding>> = Vec::with_capacity(tasks.len());
+    for chunk in tasks.chunks(CHUNK) {
+        let mut need: Vec<ObjectId> = chunk
+            .iter()
+            .flat_map(|t| std::iter::once(&t.blob).chain(&t.parents).flatten())
+            .filter(|b| !cache.contains_key(*b))
+            .copied()
+            .collect();
+        need.sort();
+        need.dedup();
+        cache.extend(parse_all(r, &need)?);
+        for task in chunk {
+            let get =
+                |b: &Option<ObjectId>| b.map_or_else(|| empty.clone(), |id| cache[&id].clone());
+            let new = get(&task.blob);
+            let parents: Vec<(bool, Parsed)> =
+                task.parents.iter().map(|p| (p.is_none(), get(p))).collect();
+            per_commit.push(check_commit(task, path, skew, &new, &parents));
+            for b in std::iter::once(&task.blob).chain(&task.parents).flatten() {
+                let n = uses.get_mut(b).expect("counted");
+                *n -= 1;
+                if *n == 0 {
+                    cache.remove(b);
+                }
+            }
+        }
+    }
     per_commit.reverse();
-    report.findings = per_commit.into_iter().flatten().collect();
-    Ok(report)
+    Ok(Report {
+        commits_checked: tasks.len(),
+        findings: per_commit.into_iter().flatten().collect(),
+    })
+}
+
+fn check_commit(
+    task: &Task,
+    path: &str,
+    skew: i64,
+    new: &Parsed,
+    parents: &[(bool, Parsed)],
+) -> Vec<Finding> {
+    let id = task.id.to_string();
+    let finding = |kind: Kind, obj: Option<&Obj>, entry: Option<&str>, message: String| {
+        let (domain, secret, custodian) = obj.map(Obj::fields).unwrap_or((None, None, None));
+        Finding {
+            commit: id.clone(),
+            summary: task.summary.clone(),
+            kind,
+            domain,
+            secret,
+            custodian,
+            entry: entry.map(String::from),
+            message,
+        }
+    };
+    let mut findings = Vec::new();
+    let new = match new.as_ref() {
+        Ok(f) => f,
+        Err(e) => {
+            if task.blob.is_some() {
+                findings.push(finding(
+                    Kind::InvalidFile,
+                    None,
+                    None,
+                    format!("{path} is not a valid protected file: {e}"),
+                ));
+            }
+            return findings;
+        }
+    };
+    let mut seen_bad_log = false;
+    for (missing, parent) in parents {
+        let Ok(parent) = parent.as_ref() else {
+            continue; // reported at that commit
+        };
+        check_against(
+            parent,
+            new,
+            *missing,
+            task.time,
+            skew,
+            &finding,
+            &mut findings,
+            &mut seen_bad_log,
+        );
+    }
+    dedupe(&mut findings);
+    findings
 }
 
 fn dedupe(f: &mut Vec<Finding>) {
