@@ -76,6 +76,22 @@ fn parent_dir(path: &Path) -> PathBuf {
     }
 }
 
+/// Remove temporary files that writers of protected files in `path`'s
+/// directory left behind when they were killed mid-write. Call it while
+/// holding the [`FileLock`]: then no live writer owns such a file.
+pub fn remove_stale_temps(path: &Path) {
+    let Ok(entries) = fs::read_dir(parent_dir(path)) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(".pprotect-") && name.ends_with(".tmp") {
+            let _ = fs::remove_file(e.path());
+        }
+    }
+}
+
 /// The lock file guarding `path`: `.NAME.lock` beside it.
 pub fn lock_path(path: &Path) -> PathBuf {
     let name = path

@@ -104,6 +104,7 @@ fn commit(
     op: impl FnOnce(&mut ProtectedFile) -> pprotect::Result<()>,
 ) -> Result<(), Fail> {
     let _lock = FileLock::acquire(&t.path)?;
+    store::remove_stale_temps(&t.path);
     let mut file = t.reload()?;
     if let Some(who) = who
         && !who.is_current_in(&file)
@@ -197,7 +198,10 @@ pub fn run(cli: Cli) -> Result<(), Fail> {
         }
         Command::Init => init(&cli, &t),
         Command::Textconv { path } => {
-            let bytes = store::read_bounded(path)?;
+            // Read it whole even when over the size limit: textconv must
+            // never fail `git diff` (the parse error becomes a warning).
+            let bytes =
+                std::fs::read(path).map_err(|e| pprotect::Error::io("cannot read", path, &e))?;
             out(&pprotect::git::textconv::render_bytes(&bytes))
         }
         Command::PreCommit => pre_commit(&cli),

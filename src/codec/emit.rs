@@ -430,11 +430,15 @@ impl Emitter {
                 }
             } else if ch.is_none_or(|c| c == ' ' || is_break(c)) {
                 let len = end - start;
+                // Words longer than the line get a line of their own, except
+                // in a key: ruamel wraps there too and writes YAML that no
+                // parser (ruamel included) reads back, so no existing file
+                // has it and keeping the key whole is safe.
                 if let Some(indent) = self.indent
+                    && split
                     && len + self.column > BEST_WIDTH
                     && self.column > indent
                 {
-                    // words longer than the line get a line of their own
                     self.write_indent();
                 }
                 self.push_chars(&text[start..end]);
@@ -634,6 +638,13 @@ mod tests {
         assert_eq!(seq(&["tab\there"]), "audit-log:\n- \"tab\\there\"\n");
         assert_eq!(seq(&["it's"]), "audit-log:\n- it's\n");
         assert_eq!(seq(&["'q"]), "audit-log:\n- \"'q\"\n");
+    }
+
+    #[test]
+    fn long_keys_with_spaces_stay_on_one_line() {
+        let k = format!("{}    {}", "a".repeat(50), "b".repeat(60));
+        let doc = Node::Map(vec![(k.as_str(), Node::Str("v"))]);
+        assert_eq!(emit(&doc), format!("{k}: \n  v\n"));
     }
 
     #[test]

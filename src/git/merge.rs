@@ -624,7 +624,7 @@ impl State<'_> {
         let mut text = self.merged.to_yaml_string();
         for (c, versions) in &self.conflicts {
             let placeholder = self.placeholder_lines(&c.place);
-            let (ours, theirs) = render_versions(&c.place, versions);
+            let (ours, theirs) = entry_lines(&c.place, versions);
             let block = format!(
                 "{} ours: {}\n{ours}{}\n{theirs}{} theirs\n",
                 "<".repeat(size),
@@ -716,10 +716,6 @@ fn find_block(text: &str, block: &str) -> Option<usize> {
         from = at + 1;
     }
     None
-}
-
-fn render_versions(place: &Place, v: &Versions) -> (String, String) {
-    entry_lines(place, v)
 }
 
 /// The lines an entry occupies in the canonical file, for each side:
