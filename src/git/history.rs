@@ -329,29 +329,31 @@ fn appended_positions(
     parent: &[String],
     new: &[String],
 ) -> std::result::Result<Vec<usize>, Vec<String>> {
-    let (skip, parent) = match new.first() {
-        Some(first)
-            if first.starts_with("truncated ")
-                && first.ends_with(" audit log entries")
-                && !parent.contains(first) =>
-        {
-            // Keep the longest suffix of the parent the rest starts with.
-            let rest = &new[1..];
-            let kept = (0..=parent.len().min(rest.len()))
-                .rev()
-                .find(|&k| rest[..k] == parent[parent.len() - k..])
-                .unwrap_or(0);
-            return Ok((1 + kept..new.len()).collect());
-        }
-        _ => (0usize, parent),
-    };
+    // An append, possibly interleaved (merges, rebases).
     let mut j = 0;
     let mut appended = Vec::new();
-    for (i, e) in new.iter().enumerate().skip(skip) {
+    for (i, e) in new.iter().enumerate() {
         if j < parent.len() && parent[j] == *e {
             j += 1;
         } else {
             appended.push(i);
+        }
+    }
+    // Otherwise a truncation: `truncated N audit log entries`, then a
+    // suffix of the parent's log (possibly empty), then what was appended.
+    if j < parent.len()
+        && let Some(count) = new.first().and_then(|f| truncation_count(f))
+    {
+        let rest = &new[1..];
+        let kept = (0..=parent.len().min(rest.len()))
+            .rev()
+            .find(|&k| rest[..k] == parent[parent.len() - k..])
+            .unwrap_or(0);
+        // `truncate-audit-log` writes N = entries dropped: the parent's
+        // entries it did not keep. (Entries appended and dropped within the
+        // same commit would make N larger; that rare case is reported.)
+        if count == parent.len() - kept {
+            return Ok((1 + kept..new.len()).collect());
         }
     }
     if j == parent.len() {
@@ -376,6 +378,15 @@ fn appended_positions(
         }
         Err(missing)
     }
+}
+
+/// `N` of a `truncated N audit log entries` entry.
+fn truncation_count(entry: &str) -> Option<usize> {
+    entry
+        .strip_prefix("truncated ")?
+        .strip_suffix(" audit log entries")?
+        .parse()
+        .ok()
 }
 
 /// Builds a finding for the commit being checked.
@@ -814,6 +825,15 @@ mod tests {
     #[test]
     fn append_only_with_interleaving_and_truncation() {
         let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        // A second truncation may write the same text as the first.
+        let t = "truncated 3 audit log entries";
+        assert_eq!(
+            appended_positions(&s(&[t, "x", "y", "z"]), &s(&[t, "z", "w"])),
+            Ok(vec![2])
+        );
+        // Deleting an entry from a truncated log is not a truncation.
+        let t = "truncated 20 audit log entries";
+        assert!(appended_positions(&s(&[t, "a", "b", "c"]), &s(&[t, "a", "b"])).is_err());
         assert_eq!(
             appended_positions(&s(&["a", "b"]), &s(&["a", "x", "b", "y"])),
             Ok(vec![1, 3])

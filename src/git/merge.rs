@@ -910,9 +910,22 @@ pub fn merge_bytes(
     creds: Option<&Creds>,
     marker_size: usize,
 ) -> Result<Merged> {
-    let b = parse_input(base, "base (%O)")?;
-    let o = ProtectedFile::from_bytes(ours).map_err(|e| e.context("ours (%A)"))?;
-    let t = ProtectedFile::from_bytes(theirs).map_err(|e| e.context("theirs (%B)"))?;
+    // The three parses are independent: run them side by side.
+    let (b, o, t) = std::thread::scope(|s| {
+        let b = s.spawn(|| parse_input(base, "base (%O)"));
+        let o = s.spawn(|| ProtectedFile::from_bytes(ours).map_err(|e| e.context("ours (%A)")));
+        let t = ProtectedFile::from_bytes(theirs).map_err(|e| e.context("theirs (%B)"));
+        let join = |h: std::thread::ScopedJoinHandle<'_, Result<ProtectedFile>>| {
+            h.join().unwrap_or_else(|_| {
+                Err(crate::error::Error::invalid(
+                    None,
+                    "parser thread failed".into(),
+                ))
+            })
+        };
+        (join(b), join(o), t)
+    });
+    let (b, o, t) = (b?, o?, t?);
     Ok(merge(&b, &o, &t, creds, marker_size))
 }
 

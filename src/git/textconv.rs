@@ -18,10 +18,15 @@ pub fn fingerprint(bytes: &[u8]) -> String {
 }
 
 /// Replace control characters so names cannot drive a terminal.
-pub fn sanitize(s: &str) -> String {
-    s.chars()
-        .map(|c| if is_control(c) { '\u{FFFD}' } else { c })
-        .collect()
+pub fn sanitize(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(is_control) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    std::borrow::Cow::Owned(
+        s.chars()
+            .map(|c| if is_control(c) { '\u{FFFD}' } else { c })
+            .collect(),
+    )
 }
 
 /// Describe a key type the way textconv prints it.
@@ -38,38 +43,44 @@ pub fn describe_key_type(kt: KeyType) -> String {
 
 /// Render a parsed file, in file order.
 pub fn render(file: &ProtectedFile) -> String {
-    let mut out = String::with_capacity(64 * (file.domains.len() * 4 + file.audit_log.len() + 8));
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(80 * (file.domains.len() * 4 + file.audit_log.len() + 8));
+    let fp = |bytes: &[u8], out: &mut String| {
+        let digest = Sha256::digest(bytes);
+        for b in &digest[..6] {
+            let _ = write!(out, "{b:02x}");
+        }
+    };
     for (name, d) in &file.domains {
         let name = sanitize(name);
         for (secret, sealed) in &d.secrets {
-            out.push_str(&format!(
-                "domain {name}: secret {} (sealed {})\n",
-                sanitize(secret),
-                fingerprint(sealed)
-            ));
+            let _ = write!(out, "domain {name}: secret {} (sealed ", sanitize(secret));
+            fp(sealed, &mut out);
+            out.push_str(")\n");
         }
-        out.push_str(&format!(
-            "domain {name}: public key {}\n",
-            fingerprint(&d.public_key)
-        ));
+        let _ = write!(out, "domain {name}: public key ");
+        fp(&d.public_key, &mut out);
+        out.push('\n');
         for (owner, sealed) in &d.owners {
-            out.push_str(&format!(
-                "domain {name}: owner {} (sealed {})\n",
-                sanitize(owner),
-                fingerprint(sealed)
-            ));
+            let _ = write!(out, "domain {name}: owner {} (sealed ", sanitize(owner));
+            fp(sealed, &mut out);
+            out.push_str(")\n");
         }
     }
     for (name, p) in &file.custodians {
-        out.push_str(&format!(
-            "custodian {}: {}, public key {}\n",
+        let _ = write!(
+            out,
+            "custodian {}: {}, public key ",
             sanitize(name),
-            describe_key_type(p.key_type),
-            fingerprint(&p.public_key)
-        ));
+            describe_key_type(p.key_type)
+        );
+        fp(&p.public_key, &mut out);
+        out.push('\n');
     }
     for entry in &file.audit_log {
-        out.push_str(&format!("audit: {}\n", sanitize(entry)));
+        out.push_str("audit: ");
+        out.push_str(&sanitize(entry));
+        out.push('\n');
     }
     out
 }
