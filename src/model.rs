@@ -57,6 +57,21 @@ pub fn is_valid_secret_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
+/// A secret name as `exec --uppercase` names its variable: ASCII letters
+/// and digits upper-cased, everything else `_`.
+pub fn env_var_name(secret: &str) -> String {
+    secret
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
 /// Whether `c` is a C0 or C1 control character (`[\x00-\x1f\x7f-\x9f]`).
 pub fn is_control(c: char) -> bool {
     matches!(c as u32, 0x00..=0x1f | 0x7f..=0x9f)

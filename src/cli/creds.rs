@@ -53,26 +53,8 @@ pub fn get(cli: &Cli, file: &ProtectedFile, display_path: &str) -> Result<Unlock
     let mut pass: Option<SecretString> = None;
     let mut pass_source: Option<String> = None;
     if let Some(pf) = &cli.passphrase_file {
-        let abs = abspath(pf);
-        let bytes = std::fs::read(&abs).map_err(|e| {
-            Fail::msg(
-                1,
-                format!(
-                    "{} while reading passphrase from file at \"{}\"",
-                    pprotect::error::strerror(&e),
-                    abs.display()
-                ),
-            )
-        })?;
-        let bytes = zeroize::Zeroizing::new(bytes);
-        let text = String::from_utf8(bytes.to_vec()).map_err(|_| {
-            Fail::msg(
-                1,
-                format!("passphrase file at \"{}\" is not UTF-8", abs.display()),
-            )
-        })?;
-        let text = zeroize::Zeroizing::new(text);
-        pass = Some(SecretString::from(text.trim().to_string()));
+        let (p, abs) = read_passphrase_file(pf, 1)?;
+        pass = Some(p);
         pass_source = Some(format!("passphrase file: {}", abs.display()));
     }
     if check_env {
@@ -109,6 +91,29 @@ pub fn get(cli: &Cli, file: &ProtectedFile, display_path: &str) -> Result<Unlock
         pass_source,
     };
     verify(file, creds)
+}
+
+/// Read a passphrase file (stripped, as pocket_protector does). Errors
+/// exit with `code` and name the file, never its contents.
+fn read_passphrase_file(pf: &Path, code: i32) -> Result<(SecretString, std::path::PathBuf), Fail> {
+    let abs = abspath(pf);
+    let bytes = zeroize::Zeroizing::new(std::fs::read(&abs).map_err(|e| {
+        Fail::msg(
+            code,
+            format!(
+                "{} while reading passphrase from file at \"{}\"",
+                pprotect::error::strerror(&e),
+                abs.display()
+            ),
+        )
+    })?);
+    let text = std::str::from_utf8(&bytes).map_err(|_| {
+        Fail::msg(
+            code,
+            format!("passphrase file at \"{}\" is not UTF-8", abs.display()),
+        )
+    })?;
+    Ok((SecretString::from(text.trim().to_string()), abs))
 }
 
 /// Verify explicit credentials (no sources in the message), as
@@ -182,21 +187,7 @@ pub fn non_interactive(cli: &Cli) -> Result<Option<pprotect::Creds>, Fail> {
         return Ok(None);
     };
     let pass = match &cli.passphrase_file {
-        Some(pf) => {
-            let abs = abspath(pf);
-            let text = std::fs::read_to_string(&abs).map_err(|e| {
-                Fail::msg(
-                    2,
-                    format!(
-                        "{} while reading passphrase from file at \"{}\"",
-                        pprotect::error::strerror(&e),
-                        abs.display()
-                    ),
-                )
-            })?;
-            let text = zeroize::Zeroizing::new(text);
-            Some(text.trim().to_string())
-        }
+        Some(pf) => Some(read_passphrase_file(pf, 2)?.0.expose_secret().to_string()),
         None => env("PASSPHRASE"),
     };
     Ok(pass

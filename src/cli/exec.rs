@@ -35,15 +35,7 @@ fn is_reserved(name: &str) -> bool {
 /// `--prefix` (`PREFIX_NAME`).
 pub fn transform(name: &str, prefix: Option<&str>, uppercase: bool) -> String {
     let mut n = if uppercase {
-        name.chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() {
-                    c.to_ascii_uppercase()
-                } else {
-                    '_'
-                }
-            })
-            .collect()
+        pprotect::model::env_var_name(name)
     } else {
         name.to_string()
     };

@@ -245,18 +245,6 @@ static KEY_LINE: LazyLock<regex::Regex> = LazyLock::new(|| {
         .expect("static regex")
 });
 
-fn upper(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_uppercase()
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
 fn key_names_secret(key: &str, secret: &str, secret_upper: &str) -> bool {
     key == secret
         || key == secret_upper
@@ -283,7 +271,7 @@ fn search_dumps(protected: &[(String, ProtectedFile)], others: &[Staged], report
                 }
                 let mut hits: BTreeMap<&str, usize> = BTreeMap::new();
                 for secret in d.secrets.keys() {
-                    let up = upper(secret);
+                    let up = crate::model::env_var_name(secret);
                     if let Some((line, _)) =
                         keys.iter().find(|(_, k)| key_names_secret(k, secret, &up))
                     {
