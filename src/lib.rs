@@ -35,6 +35,7 @@
 //! another prefix) as the command-line tool does.
 
 pub mod api;
+pub mod audit;
 pub mod codec;
 pub mod crypto;
 pub mod error;

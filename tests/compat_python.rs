@@ -16,22 +16,7 @@ use pprotect::{Creds, ProtectedFile};
 use crate::harness::{Env, fixtures};
 
 fn venv() -> Option<PathBuf> {
-    let candidates = [
-        std::env::var_os("PPROTECT_PYTHON_VENV").map(PathBuf::from),
-        std::env::var_os("HOME").map(|h| PathBuf::from(h).join("ppref")),
-    ];
-    let found = candidates
-        .into_iter()
-        .flatten()
-        .find(|v| v.join("bin/pprotect").exists());
-    if found.is_none() {
-        assert!(
-            std::env::var("CI").is_err(),
-            "CI must install pocket-protector==26.4.3 and set PPROTECT_PYTHON_VENV"
-        );
-        eprintln!("notice: Python pocket_protector not installed; skipping comparison");
-    }
-    found
+    crate::harness::python_venv()
 }
 
 fn vectors_dir() -> PathBuf {

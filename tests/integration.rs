@@ -8,6 +8,7 @@ mod compat_python;
 mod fuzz_regressions;
 mod git_audit_log;
 mod git_merge;
+mod git_operations;
 mod git_textconv_precommit;
 mod hostile;
 mod reliability;

@@ -781,6 +781,9 @@ fn check_audit_log(cli: &Cli, range: Option<&str>, skew: i64) -> Result<(), Fail
         .trim_start_matches("./")
         .to_string();
     let report = history::check(&repo, &path, range, skew)?;
+    for note in &report.notes {
+        errln(&format!("note: {}", sanitize(note)));
+    }
     if cli.json {
         fn opt(v: &Option<String>) -> Json<'_> {
             v.as_deref().map_or(Json::Null, Json::Str)

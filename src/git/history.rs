@@ -20,9 +20,9 @@ use std::sync::Arc;
 use gix::ObjectId;
 
 use super::repo::Repo;
+use crate::audit::{self, Keep, Meaning, Obj, Truncation, covers, meaning};
 use crate::error::{Error, Result};
 use crate::model::ProtectedFile;
-use crate::ops::parse_timestamp;
 
 /// What a finding is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -45,6 +45,9 @@ pub enum Kind {
     OutOfOrder,
     /// An appended entry that is not in the audit-log grammar.
     UnrecognizedEntry,
+    /// A logged change without the shape its operation always has (a
+    /// domain key replaced with no owner entry re-sealed).
+    MisshapenChange,
 }
 
 impl Kind {
@@ -60,6 +63,7 @@ impl Kind {
             Kind::BackDated => "back-dated",
             Kind::OutOfOrder => "out-of-order",
             Kind::UnrecognizedEntry => "unrecognized-entry",
+            Kind::MisshapenChange => "misshapen-change",
         }
     }
 }
@@ -92,301 +96,22 @@ pub struct Report {
     pub findings: Vec<Finding>,
     /// Commits that change the file.
     pub commits_checked: usize,
+    /// Notes for the reader: `git revert`s of the file's latest change,
+    /// which git applies without calling the merge driver (the file goes
+    /// back to the reverted commit's parent, entries and all), accepted as
+    /// the exact inverse of a commit in the checked history.
+    pub notes: Vec<String>,
 }
 
-/// A thing in the file that can change.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-enum Obj {
-    File,
-    Custodian(String),
-    Domain(String),
-    DomainKey(String),
-    Owner(String, String),
-    Secret(String, String),
-}
-
-impl Obj {
-    fn describe(&self) -> String {
-        match self {
-            Obj::File => "the file".into(),
-            Obj::Custodian(c) => format!("key custodian {c}"),
-            Obj::Domain(d) => format!("domain {d}"),
-            Obj::DomainKey(d) => format!("the key of domain {d}"),
-            Obj::Owner(d, o) => format!("owner {o} of domain {d}"),
-            Obj::Secret(d, s) => format!("secret {s} of domain {d}"),
-        }
-    }
-
-    fn fields(&self) -> (Option<String>, Option<String>, Option<String>) {
-        match self {
-            Obj::File => (None, None, None),
-            Obj::Custodian(c) => (None, None, Some(c.clone())),
-            Obj::Domain(d) | Obj::DomainKey(d) => (Some(d.clone()), None, None),
-            Obj::Owner(d, o) => (Some(d.clone()), None, Some(o.clone())),
-            Obj::Secret(d, s) => (Some(d.clone()), Some(s.clone()), None),
-        }
-    }
-}
-
-/// What an entry says happened: the object it is about, and what else its
-/// operation changes as a side effect.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Meaning {
-    primary: Obj,
-    /// Objects covered besides the primary (`None` domain = any domain).
-    covers: Vec<Cover>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Cover {
-    Obj(Obj),
-    /// Every secret and owner of a domain (rotation, deletion).
-    DomainContents(String),
-    /// The custodian's owner entries in every domain (re-sealing).
-    OwnerEverywhere(String),
-}
-
-fn covers(m: &Meaning, obj: &Obj) -> bool {
-    if &m.primary == obj {
-        return true;
-    }
-    m.covers.iter().any(|c| match (c, obj) {
-        (Cover::Obj(o), _) => o == obj,
-        (Cover::DomainContents(d), Obj::Secret(od, _) | Obj::Owner(od, _) | Obj::DomainKey(od)) => {
-            d == od
-        }
-        (Cover::OwnerEverywhere(c), Obj::Owner(_, oc)) => c == oc,
-        _ => false,
-    })
-}
-
-/// Split `s` at an occurrence of `sep` such that `ok(left, right)`.
-fn split_known<'a>(
-    s: &'a str,
-    sep: &str,
-    ok: impl Fn(&str, &str) -> bool,
-) -> Option<(&'a str, &'a str)> {
-    let mut from = 0;
-    let mut first = None;
-    while let Some(i) = s[from..].find(sep) {
-        let at = from + i;
-        let (l, r) = (&s[..at], &s[at + sep.len()..]);
-        first.get_or_insert((l, r));
-        if ok(l, r) {
-            return Some((l, r));
-        }
-        from = at + 1;
-    }
-    first
-}
-
-/// Interpret an audit entry (with or without its timestamp) using the
-/// names known in the versions around it to split ambiguous text.
-fn meaning(text: &str, domains: &BTreeSet<&str>, custodians: &BTreeSet<&str>) -> Option<Meaning> {
-    let body = match text.get(..24) {
-        Some(p) if p.len() == 24 && parse_timestamp(&p[..20]).is_some() && &p[20..] == " -- " => {
-            &text[24..]
-        }
-        _ => text,
-    };
-    let m = |primary: Obj, covers: Vec<Cover>| Some(Meaning { primary, covers });
-    let domain_list = |s: &str| -> Vec<String> {
-        if s.is_empty() {
-            Vec::new()
-        } else {
-            s.split(", ").map(String::from).collect()
-        }
-    };
-    if body == "created" {
-        return m(Obj::File, vec![]);
-    }
-    if body.starts_with("truncated ") && body.ends_with(" audit log entries") {
-        return None;
-    }
-    if let Some(x) = body
-        .strip_prefix("created raw-key custodian ")
-        .or_else(|| body.strip_prefix("created key custodian "))
-    {
-        return m(Obj::Custodian(x.into()), vec![]);
-    }
-    if let Some(rest) = body.strip_prefix("created domain ") {
-        let (d, x) = split_known(rest, " with owner ", |d, x| {
-            domains.contains(d) && custodians.contains(x)
-        })?;
-        return m(
-            Obj::Domain(d.into()),
-            vec![
-                Cover::Obj(Obj::DomainKey(d.into())),
-                Cover::Obj(Obj::Owner(d.into(), x.into())),
-            ],
-        );
-    }
-    if let Some(d) = body.strip_prefix("deleted domain ") {
-        return m(Obj::Domain(d.into()), vec![Cover::DomainContents(d.into())]);
-    }
-    for verb in ["added secret ", "updated secret ", "set secret "] {
-        if let Some(rest) = body.strip_prefix(verb) {
-            let (s, d) = rest.split_once(" in ")?;
-            return m(Obj::Secret(d.into(), s.into()), vec![]);
-        }
-    }
-    if let Some(rest) = body.strip_prefix("removed secret ") {
-        let (s, d) = rest.split_once(" from ")?;
-        return m(Obj::Secret(d.into(), s.into()), vec![]);
-    }
-    if let Some(rest) = body.strip_prefix("removed owner ") {
-        let (y, d) = split_known(rest, " from ", |y, d| {
-            custodians.contains(y) || domains.contains(d)
-        })?;
-        return m(Obj::Owner(d.into(), y.into()), vec![]);
-    }
-    if let Some(rest) = body.strip_prefix("removed key custodian ") {
-        let (x, owned) = rest.strip_suffix(')')?.rsplit_once(" (was owner of ")?;
-        let covers = domain_list(owned)
-            .into_iter()
-            .map(|d| Cover::Obj(Obj::Owner(d, x.into())))
-            .collect();
-        return m(Obj::Custodian(x.into()), covers);
-    }
-    for prefix in [
-        "updated key custodian passphrase for ",
-        "rekeyed custodian for ",
-    ] {
-        if let Some(rest) = body.strip_prefix(prefix) {
-            let (x, _) = rest
-                .strip_suffix(')')?
-                .rsplit_once(" (updated domains -> ")?;
-            return m(
-                Obj::Custodian(x.into()),
-                vec![Cover::OwnerEverywhere(x.into())],
-            );
-        }
-    }
-    if let Some(d) = body.strip_prefix("rotated key for domain ") {
-        return m(
-            Obj::DomainKey(d.into()),
-            vec![Cover::DomainContents(d.into())],
-        );
-    }
-    if let Some(i) = body.find(" added owner ") {
-        let rest = &body[i + " added owner ".len()..];
-        let (y, d) = split_known(rest, " to ", |y, d| {
-            custodians.contains(y) && domains.contains(d)
-        })?;
-        return m(Obj::Owner(d.into(), y.into()), vec![]);
-    }
-    None
-}
-
-/// The structural changes from `a` to `b`.
-fn changes(a: &ProtectedFile, b: &ProtectedFile) -> BTreeSet<Obj> {
-    let mut out = BTreeSet::new();
-    for name in a.custodians.keys().chain(b.custodians.keys()) {
-        if a.custodians.get(name) != b.custodians.get(name) {
-            out.insert(Obj::Custodian(name.clone()));
-        }
-    }
-    for name in a.domains.keys().chain(b.domains.keys()) {
-        match (a.domains.get(name), b.domains.get(name)) {
-            (Some(_), None) => {
-                out.insert(Obj::Domain(name.clone()));
-            }
-            (None, Some(new)) => {
-                out.insert(Obj::Domain(name.clone()));
-                for o in new.owners.keys() {
-                    out.insert(Obj::Owner(name.clone(), o.clone()));
-                }
-                for s in new.secrets.keys() {
-                    out.insert(Obj::Secret(name.clone(), s.clone()));
-                }
-            }
-            (Some(x), Some(y)) => {
-                if x.public_key != y.public_key {
-                    out.insert(Obj::DomainKey(name.clone()));
-                }
-                for o in x.owners.keys().chain(y.owners.keys()) {
-                    if x.owners.get(o) != y.owners.get(o) {
-                        out.insert(Obj::Owner(name.clone(), o.clone()));
-                    }
-                }
-                for s in x.secrets.keys().chain(y.secrets.keys()) {
-                    if x.secrets.get(s) != y.secrets.get(s) {
-                        out.insert(Obj::Secret(name.clone(), s.clone()));
-                    }
-                }
-            }
-            (None, None) => {}
-        }
-    }
-    out
-}
-
-/// Match the parent's log inside the new one (order kept); the positions
-/// of `new` that are appended, or `None` when entries were removed or
-/// altered. A truncation (first entry `truncated N audit log entries`)
-/// keeps a suffix of the parent's log.
-fn appended_positions(
-    parent: &[String],
-    new: &[String],
-) -> std::result::Result<Vec<usize>, Vec<String>> {
-    // An append, possibly interleaved (merges, rebases).
-    let mut j = 0;
-    let mut appended = Vec::new();
-    for (i, e) in new.iter().enumerate() {
-        if j < parent.len() && parent[j] == *e {
-            j += 1;
-        } else {
-            appended.push(i);
-        }
-    }
-    // Otherwise a truncation: `truncated N audit log entries`, then a
-    // suffix of the parent's log (possibly empty), then what was appended.
-    if j < parent.len()
-        && let Some(count) = new.first().and_then(|f| truncation_count(f))
-    {
-        let rest = &new[1..];
-        let kept = (0..=parent.len().min(rest.len()))
-            .rev()
-            .find(|&k| rest[..k] == parent[parent.len() - k..])
-            .unwrap_or(0);
-        // `truncate-audit-log` writes N = entries dropped: the parent's
-        // entries it did not keep. (Entries appended and dropped within the
-        // same commit would make N larger; that rare case is reported.)
-        if count == parent.len() - kept {
-            return Ok((1 + kept..new.len()).collect());
-        }
-    }
-    if j == parent.len() {
-        Ok(appended)
-    } else {
-        // Report what is missing (multiset difference).
-        let mut counts: HashMap<&String, isize> = HashMap::new();
-        for e in new {
-            *counts.entry(e).or_default() += 1;
-        }
-        let mut missing = Vec::new();
-        for e in parent {
-            let c = counts.entry(e).or_default();
-            if *c > 0 {
-                *c -= 1;
-            } else {
-                missing.push(e.clone());
-            }
-        }
-        if missing.is_empty() {
-            missing.push("(entries reordered)".into());
-        }
-        Err(missing)
-    }
-}
-
-/// `N` of a `truncated N audit log entries` entry.
-fn truncation_count(entry: &str) -> Option<usize> {
-    entry
-        .strip_prefix("truncated ")?
-        .strip_suffix(" audit log entries")?
-        .parse()
-        .ok()
+/// The commit a `git revert` commit message names (`This reverts commit
+/// X.`).
+fn reverted_commit(message: &str) -> Option<ObjectId> {
+    let at = message.find("This reverts commit ")?;
+    let hex: String = message[at + 20..]
+        .chars()
+        .take_while(char::is_ascii_hexdigit)
+        .collect();
+    ObjectId::from_hex(hex.as_bytes()).ok()
 }
 
 /// Builds a finding for the commit being checked.
@@ -490,8 +215,10 @@ pub fn check(repo: &Repo, path: &str, range: Option<&str>, skew: i64) -> Result<
         summary: String,
         time: i64,
         blob: Option<ObjectId>,
+        reverts: Option<ObjectId>,
     }
     let mut seen = Vec::new();
+    let mut first_parent: HashMap<ObjectId, ObjectId> = HashMap::new();
     let mut blob_of: HashMap<ObjectId, Option<ObjectId>> = HashMap::new();
     for info in walk {
         let info = info.map_err(|e| Error::git("cannot walk history", e))?;
@@ -500,22 +227,27 @@ pub fn check(repo: &Repo, path: &str, range: Option<&str>, skew: i64) -> Result<
             .map_err(|e| Error::git(format!("cannot read commit {}", info.id), e))?;
         let blob = blob_at(&commit, path)?;
         blob_of.insert(info.id, blob);
+        let parents: Vec<ObjectId> = commit.parent_ids().map(|p| p.detach()).collect();
+        if let Some(p) = parents.first() {
+            first_parent.insert(info.id, *p);
+        }
+        let message = commit.message_raw_sloppy().to_string();
         seen.push(Seen {
             id: info.id,
-            parents: commit.parent_ids().map(|p| p.detach()).collect(),
-            summary: commit
-                .message_raw_sloppy()
-                .to_string()
-                .lines()
-                .next()
-                .unwrap_or("")
-                .to_string(),
+            reverts: if parents.len() == 1 {
+                reverted_commit(&message)
+            } else {
+                None
+            },
+            parents,
+            summary: message.lines().next().unwrap_or("").to_string(),
             time: commit.time().map(|t| t.seconds).unwrap_or(i64::MAX),
             blob,
         });
     }
     let ever_present = blob_of.values().any(Option::is_some);
     let mut tasks = Vec::new();
+    let mut notes = Vec::new();
     for c in seen {
         let mut parents = Vec::new();
         for pid in &c.parents {
@@ -534,8 +266,28 @@ pub fn check(repo: &Repo, path: &str, range: Option<&str>, skew: i64) -> Result<
         if parents.is_empty() {
             parents.push(None);
         }
-        if parents.contains(&c.blob) {
-            continue; // the file came unchanged from a parent
+        // A commit whose file came unchanged from its parent changes
+        // nothing. A merge is checked against every parent unless all of
+        // them hold its file: keeping one side's file can discard the
+        // other's secrets and entries (`-s ours`, `checkout --ours`).
+        if parents.iter().all(|p| *p == c.blob) {
+            continue;
+        }
+        // `git revert X` where X made the file's latest change: git takes
+        // X's parent's file as it is (no driver runs). Accepted when it is
+        // exactly that: the parent's file is X's, the new one X's parent's.
+        if let Some(x) = c.reverts
+            && blob_of.get(&x) == Some(&parents[0])
+            && let Some(xp) = first_parent.get(&x)
+            && blob_of.get(xp) == Some(&c.blob)
+        {
+            notes.push(format!(
+                "{} {}: reverts {} exactly (git ran no merge driver, so its audit entries went with it)",
+                &c.id.to_string()[..7],
+                c.summary,
+                &x.to_string()[..7]
+            ));
+            continue;
         }
         tasks.push(Task {
             id: c.id,
@@ -587,9 +339,11 @@ pub fn check(repo: &Repo, path: &str, range: Option<&str>, skew: i64) -> Result<
         }
     }
     per_commit.reverse();
+    notes.reverse();
     Ok(Report {
         commits_checked: tasks.len(),
         findings: per_commit.into_iter().flatten().collect(),
+        notes,
     })
 }
 
@@ -629,21 +383,46 @@ fn check_commit(
             return findings;
         }
     };
-    let mut seen_bad_log = false;
+    let merge = parents.len() > 1;
+    // The entries this commit itself appended: those no parent accounts
+    // for. A merge is never blamed for what a parent brought in.
+    let mut own: Option<BTreeSet<usize>> = None;
     for (missing, parent) in parents {
         let Ok(parent) = parent.as_ref() else {
             continue; // reported at that commit
         };
-        check_against(
-            parent,
-            new,
-            *missing,
-            task.time,
-            skew,
-            &finding,
-            &mut findings,
-            &mut seen_bad_log,
-        );
+        // A merge may interleave its parents' entries in any order; a
+        // commit with one parent keeps its parent's order.
+        let (keep, truncation) = if merge {
+            (Keep::Unordered, Truncation::AtMost)
+        } else {
+            (Keep::Ordered, Truncation::Exact)
+        };
+        let positions =
+            match audit::match_parent(&parent.audit_log, &new.audit_log, keep, truncation) {
+                Ok(p) => p,
+                Err(missing) => {
+                    for e in missing {
+                        findings.push(finding(
+                            Kind::LogRewritten,
+                            None,
+                            Some(&e),
+                            format!("audit entry removed or altered: {e}"),
+                        ));
+                    }
+                    own = Some(BTreeSet::new());
+                    continue;
+                }
+            };
+        check_against(parent, new, *missing, &positions, &finding, &mut findings);
+        let set: BTreeSet<usize> = positions.into_iter().collect();
+        own = Some(match own {
+            None => set,
+            Some(o) => o.intersection(&set).copied().collect(),
+        });
+    }
+    if let Some(own) = own {
+        check_stamps(new, &own, task.time, skew, &finding, &mut findings);
     }
     dedupe(&mut findings);
     findings
@@ -654,61 +433,19 @@ fn dedupe(f: &mut Vec<Finding>) {
     f.retain(|x| seen.insert((x.kind, x.message.clone())));
 }
 
-#[allow(clippy::too_many_arguments)]
-fn check_against(
-    parent: &ProtectedFile,
+/// Stamp and grammar checks on the entries a commit itself appended.
+fn check_stamps(
     new: &ProtectedFile,
-    parent_missing: bool,
+    own: &BTreeSet<usize>,
     commit_time: i64,
     skew: i64,
     finding: &MakeFinding<'_>,
     out: &mut Vec<Finding>,
-    seen_bad_log: &mut bool,
 ) {
-    let positions = match appended_positions(&parent.audit_log, &new.audit_log) {
-        Ok(p) => p,
-        Err(missing) => {
-            if !*seen_bad_log {
-                for e in missing {
-                    out.push(finding(
-                        Kind::LogRewritten,
-                        None,
-                        Some(&e),
-                        format!("audit entry removed or altered: {e}"),
-                    ));
-                }
-                *seen_bad_log = true;
-            }
-            return;
-        }
-    };
-    let names = |f: &ProtectedFile| -> (Vec<String>, Vec<String>) {
-        (
-            f.domains.keys().cloned().collect(),
-            f.custodians.keys().cloned().collect(),
-        )
-    };
-    let (pd, pc) = names(parent);
-    let (nd, nc) = names(new);
-    let domains: BTreeSet<&str> = pd.iter().chain(nd.iter()).map(String::as_str).collect();
-    let custodians: BTreeSet<&str> = pc.iter().chain(nc.iter()).map(String::as_str).collect();
-
-    let mut entries: Vec<(usize, &str, Option<Meaning>)> = Vec::new();
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
-    for &i in &positions {
+    for &i in own {
         let e = new.audit_log[i].as_str();
         *counts.entry(e).or_default() += 1;
-        let is_truncation = e.starts_with("truncated ") && e.ends_with(" audit log entries");
-        let m = meaning(e, &domains, &custodians);
-        if m.is_none() && !is_truncation {
-            out.push(finding(
-                Kind::UnrecognizedEntry,
-                None,
-                Some(e),
-                format!("unrecognized audit entry: {e}"),
-            ));
-        }
-        entries.push((i, e, m));
     }
     for (e, n) in &counts {
         if *n > 1 {
@@ -720,10 +457,9 @@ fn check_against(
             ));
         }
     }
-    // Time: after the commit, or out of order with what precedes it.
-    let appended: BTreeSet<usize> = positions.iter().copied().collect();
-    for &(i, e, _) in &entries {
-        let Some(ts) = e.get(..20).and_then(parse_timestamp) else {
+    for &i in own {
+        let e = new.audit_log[i].as_str();
+        let Some(ts) = audit::stamp(e) else {
             continue;
         };
         if ts > commit_time.saturating_add(skew) {
@@ -734,16 +470,13 @@ fn check_against(
                 format!("audit entry stamped after its commit: {e}"),
             ));
         }
-        let prev = (0..i).rev().find_map(|j| {
-            new.audit_log[j]
-                .get(..20)
-                .and_then(parse_timestamp)
-                .map(|t| (j, t))
-        });
+        let prev = (0..i)
+            .rev()
+            .find_map(|j| audit::stamp(&new.audit_log[j]).map(|t| (j, t)));
         if let Some((j, pts)) = prev
             && ts < pts - skew
         {
-            let kind = if appended.contains(&j) {
+            let kind = if own.contains(&j) {
                 Kind::OutOfOrder
             } else {
                 Kind::BackDated
@@ -756,8 +489,37 @@ fn check_against(
             out.push(finding(kind, None, Some(e), format!("{what}: {e}")));
         }
     }
+}
+
+/// The checks of a version against one parent: entries the parent does
+/// not have must be in the grammar, explain every structural change, be
+/// backed by one, and have their operation's shape.
+fn check_against(
+    parent: &ProtectedFile,
+    new: &ProtectedFile,
+    parent_missing: bool,
+    positions: &[usize],
+    finding: &MakeFinding<'_>,
+    out: &mut Vec<Finding>,
+) {
+    let (domains, custodians) = audit::names(parent, new);
+    let mut entries: Vec<(usize, &str, Option<Meaning>)> = Vec::new();
+    for &i in positions {
+        let e = new.audit_log[i].as_str();
+        let is_truncation = audit::truncation_count(e).is_some();
+        let m = meaning(e, &domains, &custodians);
+        if m.is_none() && !is_truncation {
+            out.push(finding(
+                Kind::UnrecognizedEntry,
+                None,
+                Some(e),
+                format!("unrecognized audit entry: {e}"),
+            ));
+        }
+        entries.push((i, e, m));
+    }
     // Changes and entries must explain each other.
-    let changed = changes(parent, new);
+    let changed = audit::changes(parent, new);
     let meanings: Vec<&Meaning> = entries.iter().filter_map(|(_, _, m)| m.as_ref()).collect();
     for obj in &changed {
         if !meanings.iter().any(|m| covers(m, obj)) {
@@ -787,67 +549,13 @@ fn check_against(
                 Some(e),
                 format!("audit entry with no matching change: {e}"),
             ));
+        } else if let Some(problem) = audit::shape_problem(m, parent, new) {
+            out.push(finding(
+                Kind::MisshapenChange,
+                Some(&m.primary),
+                Some(e),
+                format!("{problem}: {e}"),
+            ));
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn names<'a>(v: &[&'a str]) -> BTreeSet<&'a str> {
-        v.iter().copied().collect()
-    }
-
-    #[test]
-    fn grammar() {
-        let d = names(&["dev", "a to b"]);
-        let c = names(&["x@y", "z"]);
-        let m = meaning(
-            "2026-01-01T00:00:00Z -- x@y added owner z to a to b",
-            &d,
-            &c,
-        )
-        .unwrap();
-        assert_eq!(m.primary, Obj::Owner("a to b".into(), "z".into()));
-        let m = meaning("2026-01-01T00:00:00Z -- added secret k in dev", &d, &c).unwrap();
-        assert_eq!(m.primary, Obj::Secret("dev".into(), "k".into()));
-        let m = meaning(
-            "2026-01-01T00:00:00Z -- removed key custodian z (was owner of dev)",
-            &d,
-            &c,
-        )
-        .unwrap();
-        assert!(covers(&m, &Obj::Owner("dev".into(), "z".into())));
-        assert!(meaning("2026-01-01T00:00:00Z -- something else", &d, &c).is_none());
-    }
-
-    #[test]
-    fn append_only_with_interleaving_and_truncation() {
-        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-        // A second truncation may write the same text as the first.
-        let t = "truncated 3 audit log entries";
-        assert_eq!(
-            appended_positions(&s(&[t, "x", "y", "z"]), &s(&[t, "z", "w"])),
-            Ok(vec![2])
-        );
-        // Deleting an entry from a truncated log is not a truncation.
-        let t = "truncated 20 audit log entries";
-        assert!(appended_positions(&s(&[t, "a", "b", "c"]), &s(&[t, "a", "b"])).is_err());
-        assert_eq!(
-            appended_positions(&s(&["a", "b"]), &s(&["a", "x", "b", "y"])),
-            Ok(vec![1, 3])
-        );
-        assert_eq!(
-            appended_positions(&s(&["a", "b"]), &s(&["a", "c"])),
-            Err(s(&["b"]))
-        );
-        assert_eq!(
-            appended_positions(
-                &s(&["a", "b", "c"]),
-                &s(&["truncated 1 audit log entries", "b", "c", "d"])
-            ),
-            Ok(vec![3])
-        );
     }
 }

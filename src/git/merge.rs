@@ -10,22 +10,25 @@
 //! added for a custodian the other side removed. With an owner's
 //! credentials (non-interactive), stale entries are re-sealed instead.
 //!
-//! The audit log takes the entries both sides share, then each side's
-//! appended entries interleaved by timestamp (ours first on ties, an entry
-//! appended identically on both sides once). A truncation is kept.
+//! The audit log merges as a record that only grows ([`audit::merge_logs`]):
+//! the entries theirs added relative to the base are inserted into ours by
+//! timestamp, an entry added on both sides appears once, and nothing is
+//! deleted (a revert's missing entry stays). A truncation is kept. A change
+//! the merge applies that no entry explains (a revert removing a secret)
+//! gets the entry pprotect would have written, stamped now.
 //!
 //! A conflicted result is the merged file in which each conflicting entry
 //! alone is wrapped in git-style markers; it does not parse until they are
 //! resolved, and keeping one side of each block leaves a valid file.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::api::Creds;
+use crate::audit;
 use crate::codec::{Node, emit};
 use crate::crypto::{self, Pwdkm, SecretKey};
 use crate::error::Result;
 use crate::model::{Domain, ProtectedFile};
-use crate::ops::parse_timestamp;
 
 /// One side of a merge, for labels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,7 +166,8 @@ pub fn merge(
     st.merge_domains();
     st.check_stale(creds);
     st.merge_log();
-    st.finish(marker_size)
+    let actor = creds.map_or("pprotect merge-driver", Creds::name);
+    st.finish(marker_size, actor)
 }
 
 impl State<'_> {
@@ -541,25 +545,41 @@ impl State<'_> {
     }
 
     fn merge_log(&mut self) {
-        let b = &self.base.audit_log;
-        match (
-            appended(b, &self.ours.audit_log),
-            appended(b, &self.theirs.audit_log),
+        match audit::merge_logs(
+            &self.base.audit_log,
+            &self.ours.audit_log,
+            &self.theirs.audit_log,
         ) {
-            (Some(o), Some(t)) => {
-                let prefix: Vec<String> = match (&o.truncation, &t.truncation) {
-                    (None, None) => b.clone(),
-                    (Some(p), None) | (None, Some(p)) => p.clone(),
-                    (Some(p), Some(q)) if p == q => p.clone(),
-                    (Some(_), Some(_)) => {
-                        return self.log_conflict("truncated differently on both sides");
-                    }
-                };
-                let mut log = prefix;
-                log.extend(interleave(&o.new, &t.new));
-                self.merged.audit_log = log;
-            }
-            _ => self.log_conflict("rewritten (not appended to) on one side"),
+            Ok(log) => self.merged.audit_log = log,
+            Err(why) => self.log_conflict(&why),
+        }
+    }
+
+    /// Append the entries pprotect would have written for the changes the
+    /// merge applies to ours that no entry explains (a revert removing a
+    /// secret, restoring an older value), stamped now.
+    fn explain_changes(&mut self, actor: &str) {
+        let mut have: HashMap<&str, usize> = HashMap::new();
+        for e in &self.ours.audit_log {
+            *have.entry(e.as_str()).or_default() += 1;
+        }
+        let added: Vec<&str> = self
+            .merged
+            .audit_log
+            .iter()
+            .filter(|e| match have.get_mut(e.as_str()) {
+                Some(n) if *n > 0 => {
+                    *n -= 1;
+                    false
+                }
+                _ => true,
+            })
+            .map(String::as_str)
+            .collect();
+        let texts = audit::explain(self.ours, &self.merged, &added, actor);
+        for text in texts {
+            self.notes.push(format!("logged: {text}"));
+            self.merged.log(text);
         }
     }
 
@@ -572,7 +592,7 @@ impl State<'_> {
         );
     }
 
-    fn finish(mut self, marker_size: usize) -> Merged {
+    fn finish(mut self, marker_size: usize, actor: &str) -> Merged {
         // An owner whose custodian is gone cannot stay.
         let orphans: Vec<(String, String)> = self
             .merged
@@ -604,6 +624,7 @@ impl State<'_> {
             }
         }
         if self.conflicts.is_empty() {
+            self.explain_changes(actor);
             return Merged {
                 text: self.merged.to_yaml_string(),
                 conflicts: Vec::new(),
@@ -804,84 +825,6 @@ fn entry_lines(place: &Place, v: &Versions) -> (String, String) {
     (side(0), side(1))
 }
 
-/// How a side's log relates to the base's: the entries it appended, and
-/// the rewritten prefix when it truncated.
-struct Appended {
-    truncation: Option<Vec<String>>,
-    new: Vec<String>,
-}
-
-fn truncation_count(entry: &str) -> Option<usize> {
-    entry
-        .strip_prefix("truncated ")?
-        .strip_suffix(" audit log entries")?
-        .parse()
-        .ok()
-}
-
-/// `None` when `side` is neither an append to `base` nor a truncation.
-fn appended(base: &[String], side: &[String]) -> Option<Appended> {
-    if side.starts_with(base) {
-        return Some(Appended {
-            truncation: None,
-            new: side[base.len()..].to_vec(),
-        });
-    }
-    let first = side.first()?;
-    truncation_count(first)?;
-    // Keep the longest suffix of base that the truncated log continues with.
-    let rest = &side[1..];
-    let kept = (0..=base.len().min(rest.len()))
-        .rev()
-        .find(|&k| rest[..k] == base[base.len() - k..])?;
-    Some(Appended {
-        truncation: Some(side[..1 + kept].to_vec()),
-        new: rest[kept..].to_vec(),
-    })
-}
-
-/// Merge two appended runs by timestamp (ours first on ties); an entry
-/// appended identically on both sides appears once.
-pub fn interleave(ours: &[String], theirs: &[String]) -> Vec<String> {
-    let mut theirs: Vec<&String> = theirs.iter().collect();
-    // Drop from theirs the entries ours appended identically.
-    let mut ours_left: Vec<&String> = ours.iter().collect();
-    theirs.retain(|e| match ours_left.iter().position(|o| o == e) {
-        Some(i) => {
-            ours_left.remove(i);
-            false
-        }
-        None => true,
-    });
-    let stamp = |e: &str| e.get(..20).and_then(parse_timestamp);
-    let (mut i, mut j) = (0, 0);
-    let (mut last_o, mut last_t) = (i64::MIN, i64::MIN);
-    let mut out = Vec::with_capacity(ours.len() + theirs.len());
-    while i < ours.len() || j < theirs.len() {
-        let to = ours.get(i).map(|e| stamp(e).unwrap_or(last_o));
-        let tt = theirs.get(j).map(|e| stamp(e).unwrap_or(last_t));
-        match (to, tt) {
-            (Some(a), Some(b)) if a <= b => {
-                last_o = a;
-                out.push(ours[i].clone());
-                i += 1;
-            }
-            (Some(a), None) => {
-                last_o = a;
-                out.push(ours[i].clone());
-                i += 1;
-            }
-            (_, Some(b)) => {
-                last_t = b;
-                out.push(theirs[j].clone());
-                j += 1;
-            }
-            (None, None) => break,
-        }
-    }
-    out
-}
-
 /// Credentials usable by the merge driver without prompting, from
 /// `<PREFIX>_USER` and `<PREFIX>_PASSPHRASE` (prefix `PPROTECT_ENV_PREFIX`
 /// or `PPROTECT`) or `PPROTECT_PASSPHRASE_FILE`.
@@ -927,48 +870,6 @@ pub fn merge_bytes(
     });
     let (b, o, t) = (b?, o?, t?);
     Ok(merge(&b, &o, &t, creds, marker_size))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn s(v: &[&str]) -> Vec<String> {
-        v.iter().map(|x| x.to_string()).collect()
-    }
-
-    #[test]
-    fn interleaves_by_time_ours_first() {
-        let o = s(&["2026-01-01T00:00:02Z -- a", "2026-01-01T00:00:05Z -- b"]);
-        let t = s(&[
-            "2026-01-01T00:00:02Z -- c",
-            "2026-01-01T00:00:03Z -- d",
-            "2026-01-01T00:00:05Z -- b",
-        ]);
-        assert_eq!(
-            interleave(&o, &t),
-            s(&[
-                "2026-01-01T00:00:02Z -- a",
-                "2026-01-01T00:00:02Z -- c",
-                "2026-01-01T00:00:03Z -- d",
-                "2026-01-01T00:00:05Z -- b"
-            ])
-        );
-    }
-
-    #[test]
-    fn appends_and_truncations() {
-        let base = s(&["a", "b", "c"]);
-        let ap = appended(&base, &s(&["a", "b", "c", "d"])).unwrap();
-        assert!(ap.truncation.is_none() && ap.new == s(&["d"]));
-        let tr = appended(&base, &s(&["truncated 1 audit log entries", "b", "c", "d"])).unwrap();
-        assert_eq!(
-            tr.truncation.unwrap(),
-            s(&["truncated 1 audit log entries", "b", "c"])
-        );
-        assert_eq!(tr.new, s(&["d"]));
-        assert!(appended(&base, &s(&["a", "x", "c"])).is_none());
-    }
 }
 
 #[cfg(test)]

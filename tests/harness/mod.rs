@@ -205,3 +205,41 @@ pub fn has_blob(s: &str) -> bool {
         .find_iter(s)
         .any(|m| m.as_str().chars().any(|c| c.is_ascii_uppercase()))
 }
+
+/// The Python tool's virtualenv (`PPROTECT_PYTHON_VENV`, or `~/ppref`).
+/// Without it, tests that need it print a notice and pass, except under
+/// CI, where they fail: CI must run them.
+pub fn python_venv() -> Option<PathBuf> {
+    let candidates = [
+        std::env::var_os("PPROTECT_PYTHON_VENV").map(PathBuf::from),
+        std::env::var_os("HOME").map(|h| PathBuf::from(h).join("ppref")),
+    ];
+    let found = candidates
+        .into_iter()
+        .flatten()
+        .find(|v| v.join("bin/pprotect").exists());
+    if found.is_none() {
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI must install pocket-protector==26.4.3 and set PPROTECT_PYTHON_VENV"
+        );
+        eprintln!("notice: Python pocket_protector not installed; skipping comparison");
+    }
+    found
+}
+
+/// Python's re-serialization of a protected file (`None` without the
+/// Python tool).
+pub fn python_reserialize(path: &Path) -> Option<String> {
+    let venv = python_venv()?;
+    let o = Command::new(venv.join("bin/python"))
+        .args([
+            "-c",
+            "import sys\nfrom pocket_protector.file_keys import KeyFile\nsys.stdout.buffer.write(KeyFile.from_file(sys.argv[1]).get_contents().encode('utf8'))",
+            path.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    Some(String::from_utf8(o.stdout).unwrap())
+}
