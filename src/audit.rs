@@ -481,6 +481,31 @@ pub fn merge_logs(
     Ok(insert_by_time(result, &additions))
 }
 
+/// The log when a conflicting truncation is settled by keeping `keep`'s:
+/// `keep`, plus the entries `other` added relative to base (its own
+/// truncation ignored).
+pub fn merge_logs_keeping(base: &[String], keep: &[String], other: &[String]) -> Vec<String> {
+    let other = match other.first().and_then(|f| truncation_count(f)) {
+        Some(_) if truncated_from(base, other) => &other[1..],
+        _ => other,
+    };
+    let (b, k) = (counts(base), counts(keep));
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    let additions: Vec<&String> = other
+        .iter()
+        .filter(|e| {
+            let n = seen.entry(e.as_str()).or_default();
+            *n += 1;
+            *n > b
+                .get(e.as_str())
+                .copied()
+                .unwrap_or(0)
+                .max(k.get(e.as_str()).copied().unwrap_or(0))
+        })
+        .collect();
+    insert_by_time(keep.to_vec(), &additions)
+}
+
 /// Insert `add` into `log` by timestamp: a stable merge of the two runs
 /// (log first on ties), keeping a leading truncation entry first.
 fn insert_by_time(log: Vec<String>, add: &[&String]) -> Vec<String> {

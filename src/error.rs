@@ -50,7 +50,7 @@ impl Error {
             kind: ErrorKind::ConflictMarkers,
             line: None,
             message: format!(
-                "unresolved merge conflict at line {line}: keep one side of each block and delete the markers"
+                "unresolved merge conflict at line {line}: run `pprotect resolve` to list the conflicts and take a side (editing the blocks by hand can drop the other side's secrets)"
             ),
         }
     }

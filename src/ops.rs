@@ -32,6 +32,11 @@ impl Unlocked {
         &self.name
     }
 
+    /// The key material this key was derived from.
+    pub fn pwdkm(&self) -> &Pwdkm {
+        &self.pwdkm
+    }
+
     /// Whether `file` still holds the key material this key was derived
     /// from (it may have changed since, under a concurrent writer).
     pub fn is_current_in(&self, file: &ProtectedFile) -> bool {

@@ -245,10 +245,25 @@ fn passphrase_change_against_new_ownership() {
         o.stderr
     );
     env.git(&["merge", "--abort"]).ok();
-    // A (an owner of dev) resolves it by re-sealing to B's new key.
+    // Even with an owner's credentials, the driver never re-seals to a
+    // custodian key the other side changed: still a conflict.
     let o = env.git(&["merge", "--no-edit", "-q", "newpass"]);
-    assert_eq!(o.code, 0, "{o:#?}");
+    assert_eq!(o.code, 1, "{o:#?}");
+    assert!(
+        o.stderr.contains("owner b@example.com of domain dev: sealed to b@example.com's old key, which their side replaced; pprotect never re-seals"),
+        "{}",
+        o.stderr
+    );
+    // Taking their side drops the stale grant; A grants B again after
+    // the merge, sealed to B's new key.
+    env.run(&["resolve", "--theirs"], "").ok();
+    env.git(&["add", "protected.yaml"]).ok();
+    env.git(&["commit", "-q", "--no-edit"]).ok();
+    env.run(&["add-owner"], &format!("dev\n{B}\n")).ok();
+    env.commit_all("grant b again");
     assert_eq!(decrypt(&env, B, "pw-b2", "dev")["base"], "base-value");
+    let o = env.run(&["check-audit-log"], "");
+    assert_eq!(o.code, 0, "{o:#?}");
 }
 
 #[test]

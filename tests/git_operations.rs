@@ -85,7 +85,12 @@ pub fn assert_good(env: &Env, expect: &[&str]) {
         assert_eq!(py, text, "Python re-serializes differently");
     }
     let o = env.run(&["check-audit-log"], "");
-    assert_eq!(o.code, 0, "check-audit-log: {o:#?}\nfile:\n{text}");
+    assert_eq!(
+        o.code,
+        0,
+        "check-audit-log: {o:#?}\nhistory:\n{}\nfile:\n{text}",
+        env.git(&["log", "--graph", "--format=%h %s"]).stdout
+    );
     assert!(o.stdout.contains("0 finding(s)"), "{}", o.stdout);
 }
 

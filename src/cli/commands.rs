@@ -213,6 +213,20 @@ pub fn run(cli: Cli) -> Result<(), Fail> {
             marker_size,
         } => merge_driver(base, current, other, path.as_deref(), *marker_size),
         Command::SetupGit { check, uninstall } => setup_git(&cli, *check, *uninstall),
+        Command::Resolve {
+            ours,
+            theirs,
+            show,
+            scope,
+            entry,
+        } => {
+            let side = match (*ours, *theirs) {
+                (true, _) => Some(pprotect::git::merge::Side::Ours),
+                (_, true) => Some(pprotect::git::merge::Side::Theirs),
+                _ => None,
+            };
+            resolve(&cli, side, *show, scope.clone(), entry.clone())
+        }
         Command::CheckAuditLog { range, skew } => check_audit_log(&cli, range.as_deref(), *skew),
         Command::AddKeyCustodian => {
             t.load_for_write()?;
@@ -823,6 +837,158 @@ fn check_audit_log(cli: &Cli, range: Option<&str>, skew: i64) -> Result<(), Fail
     if report.findings.is_empty() {
         Ok(())
     } else {
+        Err(Fail::Quiet(1))
+    }
+}
+
+fn resolve(
+    cli: &Cli,
+    side: Option<pprotect::git::merge::Side>,
+    show: bool,
+    scope: Option<String>,
+    entry: Option<String>,
+) -> Result<(), Fail> {
+    use pprotect::git::merge::{self, Choice, Keyring, Shown};
+    let cwd = std::env::current_dir().map_err(|e| Fail::msg(2, e.to_string()))?;
+    let repo = pprotect::git::repo::Repo::discover(&cwd)?;
+    let rel = repo.rel_path(&cli.file)?;
+    let shown = sanitize(&rel);
+    let Some((base, ours, theirs)) = repo.stages(&rel)? else {
+        outln(&format!("no merge conflict in {shown}"))?;
+        return Ok(());
+    };
+    let (Some(ours), Some(theirs)) = (ours, theirs) else {
+        return Err(Fail::msg(
+            1,
+            format!(
+                "{shown} was deleted on one side: keep it with `git checkout --ours|--theirs -- {shown}` or drop it with `git rm {shown}`"
+            ),
+        ));
+    };
+    let base = base.unwrap_or_default();
+    let parse = |b: &[u8], what: &str| merge::parse_input(b, what);
+    let (b, o, t) = (
+        parse(&base, "base (:1:)")?,
+        parse(&ours, "ours (:2:)")?,
+        parse(&theirs, "theirs (:3:)")?,
+    );
+    let creds = creds::non_interactive(cli)?;
+    let choices: Vec<Choice> = side
+        .map(|side| Choice {
+            side,
+            scope: scope.clone(),
+            entry: entry.clone(),
+        })
+        .into_iter()
+        .collect();
+    // A merge commit keeps both parents' entries; anything else (rebase,
+    // cherry-pick, revert, squash) is committed on top of ours alone.
+    let single_parent = !repo.git_dir().join("MERGE_HEAD").exists();
+    let merged = merge::merge_with(&b, &o, &t, creds.as_ref(), 7, &choices, single_parent);
+    if show {
+        let mut keys = match &creds {
+            Some(c) => Keyring::new(c),
+            None => Keyring::from_unlocked(creds::get(cli, &o, &shown)?),
+        };
+        let mut any = false;
+        let mut lines = Vec::new();
+        for c in &merged.conflicts {
+            let merge::Place::Secret(d, s) = &c.place else {
+                continue;
+            };
+            let render = |v: Shown| match v {
+                Shown::Absent => Some("(removed)".to_string()),
+                Shown::Value(v) => Some(pprotect::ops::py_repr(
+                    secrecy::ExposeSecret::expose_secret(&v),
+                )),
+                Shown::Unreadable => None,
+            };
+            let (ov, tv) = (render(keys.secret(&o, d, s)), render(keys.secret(&t, d, s)));
+            if ov.is_none() && tv.is_none() {
+                return Err(Fail::msg(
+                    1,
+                    format!(
+                        "cannot show secret {} of domain {}: {} cannot open it on either side",
+                        sanitize(s),
+                        sanitize(d),
+                        sanitize(keys.name())
+                    ),
+                ));
+            }
+            any = true;
+            let unreadable = || "(cannot open)".to_string();
+            lines.push(sanitize(&format!("{}: {}", c.place, c.reason)));
+            lines.push(format!("  ours:   {}", ov.unwrap_or_else(unreadable)));
+            lines.push(format!("  theirs: {}", tv.unwrap_or_else(unreadable)));
+        }
+        if !lines.is_empty() {
+            outln(&lines.join("\n"))?;
+        }
+        if !any {
+            errln(&format!("no conflicting secret in {shown}"));
+        }
+        return if merged.conflicts.is_empty() {
+            Ok(())
+        } else {
+            Err(Fail::Quiet(1))
+        };
+    }
+    // Listing only: report, and write only a clean structural merge (git
+    // did a text merge where setup-git was never run).
+    if side.is_none() && !merged.conflicts.is_empty() {
+        if cli.json {
+            let items = merged
+                .conflicts
+                .iter()
+                .map(|c| {
+                    let (domain, name) = match &c.place {
+                        merge::Place::Custodian(x) => (None, Some(x.as_str())),
+                        merge::Place::Domain(d) | merge::Place::PublicKey(d) => {
+                            (Some(d.as_str()), None)
+                        }
+                        merge::Place::Owner(d, x) | merge::Place::Secret(d, x) => {
+                            (Some(d.as_str()), Some(x.as_str()))
+                        }
+                        merge::Place::AuditLog => (None, None),
+                    };
+                    Json::Obj(vec![
+                        ("domain", domain.map_or(Json::Null, Json::Str)),
+                        ("entry", name.map_or(Json::Null, Json::Str)),
+                        ("kind", Json::Str(c.place.kind())),
+                        ("reason", Json::Str(&c.reason)),
+                    ])
+                })
+                .collect();
+            outln(&dumps(&Json::Arr(items)))?;
+        } else {
+            for c in &merged.conflicts {
+                outln(&sanitize(&format!("{}: {}", c.place, c.reason)))?;
+            }
+        }
+        errln(&format!(
+            "{} conflict(s) in {shown}: take a side with `pprotect resolve --ours|--theirs [DOMAIN [ENTRY]]` (during a rebase, ours is the branch being rebased onto)",
+            merged.conflicts.len()
+        ));
+        return Err(Fail::Quiet(1));
+    }
+    for note in &merged.notes {
+        errln(&format!("pprotect resolve: {}", sanitize(note)));
+    }
+    let path = repo.workdir()?.join(&rel);
+    store::write_atomic(&path, merged.text.as_bytes())?;
+    if merged.conflicts.is_empty() {
+        errln(&format!(
+            "{shown} resolved: `git add {shown}`, then continue (git merge --continue, git rebase --continue, ...)"
+        ));
+        Ok(())
+    } else {
+        for c in &merged.conflicts {
+            outln(&sanitize(&format!("{}: {}", c.place, c.reason)))?;
+        }
+        errln(&format!(
+            "{} conflict(s) remain in {shown}",
+            merged.conflicts.len()
+        ));
         Err(Fail::Quiet(1))
     }
 }

@@ -97,6 +97,8 @@ Subcommands:
                         hook into this clone (--check, --uninstall)
     merge-driver O A B [PATH]
                         three-way merge of protected files (called by git)
+    resolve [--ours|--theirs|--show] [DOMAIN [ENTRY]]
+                        list or settle the protected file's merge conflicts
     check-audit-log     cross-check the audit log against git history
                         (--range A..B, --json, --skew SECONDS)
     textconv FILE       print a protected file as names and fingerprints
@@ -340,6 +342,23 @@ pub enum Command {
         /// Remove what setup-git added.
         #[arg(long, conflicts_with = "check")]
         uninstall: bool,
+    },
+    /// Settle the protected file's merge conflicts, redoing the merge from
+    /// git's index stages.
+    Resolve {
+        /// Take our side (git's stage 2) for the named conflicts, or all.
+        #[arg(long, conflicts_with_all = ["theirs", "show"])]
+        ours: bool,
+        /// Take their side (git's stage 3) for the named conflicts, or all.
+        #[arg(long, conflicts_with = "show")]
+        theirs: bool,
+        /// Print both decrypted values of each conflicting secret (owners).
+        #[arg(long)]
+        show: bool,
+        /// A domain (or a custodian, or `audit-log`).
+        scope: Option<String>,
+        /// A secret or owner of that domain.
+        entry: Option<String>,
     },
     /// Cross-check the audit log against git history.
     #[command(alias = "check_audit_log")]

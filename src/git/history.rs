@@ -20,7 +20,7 @@ use std::sync::Arc;
 use gix::ObjectId;
 
 use super::repo::Repo;
-use crate::audit::{self, Keep, Meaning, Obj, Truncation, covers, meaning};
+use crate::audit::{self, Keep, Meaning, Obj, Truncation, meaning};
 use crate::error::{Error, Result};
 use crate::model::ProtectedFile;
 
@@ -387,7 +387,7 @@ fn check_commit(
     // The entries this commit itself appended: those no parent accounts
     // for. A merge is never blamed for what a parent brought in.
     let mut own: Option<BTreeSet<usize>> = None;
-    for (missing, parent) in parents {
+    for (_, parent) in parents {
         let Ok(parent) = parent.as_ref() else {
             continue; // reported at that commit
         };
@@ -414,7 +414,7 @@ fn check_commit(
                     continue;
                 }
             };
-        check_against(parent, new, *missing, &positions, &finding, &mut findings);
+        check_unlogged(parent, new, &positions, &finding, &mut findings);
         let set: BTreeSet<usize> = positions.into_iter().collect();
         own = Some(match own {
             None => set,
@@ -422,6 +422,11 @@ fn check_commit(
         });
     }
     if let Some(own) = own {
+        let parents: Vec<(bool, &ProtectedFile)> = parents
+            .iter()
+            .filter_map(|(missing, p)| p.as_ref().as_ref().ok().map(|p| (*missing, p)))
+            .collect();
+        check_own_entries(&parents, new, &own, &finding, &mut findings);
         check_stamps(new, &own, task.time, skew, &finding, &mut findings);
     }
     dedupe(&mut findings);
@@ -491,24 +496,56 @@ fn check_stamps(
     }
 }
 
-/// The checks of a version against one parent: entries the parent does
-/// not have must be in the grammar, explain every structural change, be
-/// backed by one, and have their operation's shape.
-fn check_against(
+/// Every structural change relative to a parent is explained by an entry
+/// that parent does not have (the commit's own, or one another parent of a
+/// merge brought in).
+fn check_unlogged(
     parent: &ProtectedFile,
     new: &ProtectedFile,
-    parent_missing: bool,
     positions: &[usize],
     finding: &MakeFinding<'_>,
     out: &mut Vec<Finding>,
 ) {
-    let (domains, custodians) = audit::names(parent, new);
-    let mut entries: Vec<(usize, &str, Option<Meaning>)> = Vec::new();
-    for &i in positions {
+    let entries: Vec<&str> = positions
+        .iter()
+        .map(|&i| new.audit_log[i].as_str())
+        .collect();
+    for obj in audit::unexplained(parent, new, &entries) {
+        out.push(finding(
+            Kind::UnloggedChange,
+            Some(&obj),
+            None,
+            format!("{} changed with no audit entry", obj.describe()),
+        ));
+    }
+}
+
+/// The entries a commit itself appended (for a merge, those no parent
+/// has): in the grammar, backed by a change relative to some parent (or by
+/// another own entry about the same thing), and shaped like their
+/// operation.
+fn check_own_entries(
+    parents: &[(bool, &ProtectedFile)],
+    new: &ProtectedFile,
+    own: &BTreeSet<usize>,
+    finding: &MakeFinding<'_>,
+    out: &mut Vec<Finding>,
+) {
+    let mut domains: BTreeSet<&str> = new.domains.keys().map(String::as_str).collect();
+    let mut custodians: BTreeSet<&str> = new.custodians.keys().map(String::as_str).collect();
+    for (_, p) in parents {
+        domains.extend(p.domains.keys().map(String::as_str));
+        custodians.extend(p.custodians.keys().map(String::as_str));
+    }
+    let changed: Vec<BTreeSet<Obj>> = parents
+        .iter()
+        .map(|(_, p)| audit::changes(p, new))
+        .collect();
+    let mut entries: Vec<(&str, Option<Meaning>)> = Vec::new();
+    for &i in own {
         let e = new.audit_log[i].as_str();
-        let is_truncation = audit::truncation_count(e).is_some();
         let m = meaning(e, &domains, &custodians);
-        if m.is_none() && !is_truncation {
+        if m.is_none() && audit::truncation_count(e).is_none() {
             out.push(finding(
                 Kind::UnrecognizedEntry,
                 None,
@@ -516,28 +553,17 @@ fn check_against(
                 format!("unrecognized audit entry: {e}"),
             ));
         }
-        entries.push((i, e, m));
+        entries.push((e, m));
     }
-    // Changes and entries must explain each other.
-    let changed = audit::changes(parent, new);
-    let meanings: Vec<&Meaning> = entries.iter().filter_map(|(_, _, m)| m.as_ref()).collect();
-    for obj in &changed {
-        if !meanings.iter().any(|m| covers(m, obj)) {
-            out.push(finding(
-                Kind::UnloggedChange,
-                Some(obj),
-                None,
-                format!("{} changed with no audit entry", obj.describe()),
-            ));
-        }
-    }
-    for (k, (_, e, m)) in entries.iter().enumerate() {
+    for (k, (e, m)) in entries.iter().enumerate() {
         let Some(m) = m else { continue };
         let backed = match &m.primary {
-            Obj::File => parent_missing || parent.audit_log.is_empty(),
+            Obj::File => parents
+                .iter()
+                .any(|(missing, p)| *missing || p.audit_log.is_empty()),
             obj => {
-                changed.contains(obj)
-                    || entries.iter().enumerate().any(|(o, (_, other, om))| {
+                changed.iter().any(|c| c.contains(obj))
+                    || entries.iter().enumerate().any(|(o, (other, om))| {
                         o != k && *other != *e && om.as_ref().is_some_and(|om| om.primary == *obj)
                     })
             }
@@ -549,7 +575,14 @@ fn check_against(
                 Some(e),
                 format!("audit entry with no matching change: {e}"),
             ));
-        } else if let Some(problem) = audit::shape_problem(m, parent, new) {
+            continue;
+        }
+        let problem = parents
+            .iter()
+            .zip(&changed)
+            .filter(|(_, c)| c.contains(&m.primary))
+            .find_map(|((_, p), _)| audit::shape_problem(m, p, new));
+        if let Some(problem) = problem {
             out.push(finding(
                 Kind::MisshapenChange,
                 Some(&m.primary),

@@ -56,6 +56,20 @@ pub enum Place {
     AuditLog,
 }
 
+impl Place {
+    /// The kind of entry, for machine-readable output.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Place::Custodian(_) => "custodian",
+            Place::Domain(_) => "domain",
+            Place::PublicKey(_) => "public-key",
+            Place::Owner(..) => "owner",
+            Place::Secret(..) => "secret",
+            Place::AuditLog => "audit-log",
+        }
+    }
+}
+
 impl std::fmt::Display for Place {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -142,7 +156,97 @@ struct State<'a> {
     theirs: &'a ProtectedFile,
     merged: ProtectedFile,
     conflicts: Vec<(Conflict, Versions)>,
+    /// Conflicts on entries sealed to a stale key: index, and the side
+    /// whose entry is stale.
+    stale: Vec<(usize, Side)>,
     notes: Vec<String>,
+    keys: Option<Keyring<'a>>,
+    single_parent: bool,
+}
+
+/// The merging owner's keys: the custodian key derived once per distinct
+/// key material (one Argon2id derivation per merge, not per entry), and
+/// domain keys opened from it.
+pub struct Keyring<'c> {
+    name: String,
+    creds: Option<&'c Creds>,
+    unlocked: Vec<(Pwdkm, Option<crate::ops::Unlocked>)>,
+}
+
+impl<'c> Keyring<'c> {
+    /// Keys derived from `creds` as needed.
+    pub fn new(creds: &'c Creds) -> Self {
+        Keyring {
+            name: creds.name().to_string(),
+            creds: Some(creds),
+            unlocked: Vec::new(),
+        }
+    }
+
+    /// Keys from a custodian already unlocked (no further derivation).
+    pub fn from_unlocked(who: crate::ops::Unlocked) -> Keyring<'static> {
+        Keyring {
+            name: who.name().to_string(),
+            creds: None,
+            unlocked: vec![(who.pwdkm().clone(), Some(who))],
+        }
+    }
+
+    /// The merging owner's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The merging owner, unlocked against `file`'s key material for them.
+    fn who(&mut self, file: &ProtectedFile) -> Option<&crate::ops::Unlocked> {
+        let pwdkm = file.custodians.get(&self.name)?;
+        let i = match self.unlocked.iter().position(|(p, _)| p == pwdkm) {
+            Some(i) => i,
+            None => {
+                let creds = self.creds?;
+                let u = file.unlock(creds.name(), creds.passphrase()).ok().flatten();
+                self.unlocked.push((pwdkm.clone(), u));
+                self.unlocked.len() - 1
+            }
+        };
+        self.unlocked[i].1.as_ref()
+    }
+
+    /// The private key of `domain` in `file`, verified: opened from the
+    /// merging owner's own entry in that file, and matching that file's
+    /// public key for the domain.
+    pub fn domain_key(&mut self, file: &ProtectedFile, domain: &str) -> Option<SecretKey> {
+        let d = file.domains.get(domain)?;
+        let sealed = d.owners.get(&self.name)?;
+        let who = self.who(file)?;
+        let sk = crate::ops::open_sealed_key(who, sealed)?;
+        (sk.public_key() == d.public_key).then_some(sk)
+    }
+
+    /// A secret's value in `file`, if the merging owner can read it.
+    pub fn secret(&mut self, file: &ProtectedFile, domain: &str, name: &str) -> Shown {
+        let Some(sealed) = file.domains.get(domain).and_then(|d| d.secrets.get(name)) else {
+            return Shown::Absent;
+        };
+        let Some(sk) = self.domain_key(file, domain) else {
+            return Shown::Unreadable;
+        };
+        match sk.unseal(sealed).map(|v| String::from_utf8(v.to_vec())) {
+            Some(Ok(v)) => Shown::Value(secrecy::SecretString::from(v)),
+            _ => Shown::Unreadable,
+        }
+    }
+}
+
+/// One side's value of a conflicting secret, for `pprotect resolve --show`.
+#[derive(Debug)]
+pub enum Shown {
+    /// The side has no such secret (it removed it).
+    Absent,
+    /// The decrypted value (redacted in `Debug`, zeroized on drop).
+    Value(secrecy::SecretString),
+    /// The merging owner cannot open it on that side.
+    Unreadable,
 }
 
 /// Merge `base`, `ours` and `theirs`. `creds`, when given, resolves stale
@@ -154,23 +258,81 @@ pub fn merge(
     creds: Option<&Creds>,
     marker_size: usize,
 ) -> Merged {
+    merge_with(base, ours, theirs, creds, marker_size, &[], false)
+}
+
+/// Which side `pprotect resolve` takes, and for which conflicts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Choice {
+    /// The side to take.
+    pub side: Side,
+    /// A domain (or, for a custodian's conflict, the custodian; or
+    /// `audit-log`); `None` for every conflict.
+    pub scope: Option<String>,
+    /// A secret or owner of that domain; `None` for all of its conflicts.
+    pub entry: Option<String>,
+}
+
+impl Choice {
+    fn matches(&self, place: &Place) -> bool {
+        let Some(scope) = &self.scope else {
+            return true;
+        };
+        let (s, e) = match place {
+            Place::Custodian(c) => (c.as_str(), None),
+            Place::Domain(d) | Place::PublicKey(d) => (d.as_str(), None),
+            Place::Owner(d, x) | Place::Secret(d, x) => (d.as_str(), Some(x.as_str())),
+            Place::AuditLog => ("audit-log", None),
+        };
+        s == scope
+            && match (&self.entry, e) {
+                (None, _) => true,
+                (Some(want), Some(e)) => want == e,
+                (Some(_), None) => false,
+            }
+    }
+}
+
+/// [`merge`], taking a side for the conflicts `choices` name (the first
+/// matching choice wins). A side whose entry is sealed to a key the other
+/// side rotated cannot be taken; that conflict stays, with the reason.
+///
+/// `single_parent`: the result is committed on top of ours alone (a
+/// rebase, cherry-pick, revert or squash, not a merge commit). Taking ours
+/// then also leaves out theirs' entries about the change it rejected, which
+/// would otherwise describe a change the commit does not make.
+pub fn merge_with(
+    base: &ProtectedFile,
+    ours: &ProtectedFile,
+    theirs: &ProtectedFile,
+    creds: Option<&Creds>,
+    marker_size: usize,
+    choices: &[Choice],
+    single_parent: bool,
+) -> Merged {
     let mut st = State {
         base,
         ours,
         theirs,
         merged: ProtectedFile::default(),
         conflicts: Vec::new(),
+        stale: Vec::new(),
         notes: Vec::new(),
+        keys: creds.map(Keyring::new),
+        single_parent,
     };
     st.merge_custodians();
     st.merge_domains();
-    st.check_stale(creds);
+    st.check_stale();
     st.merge_log();
+    st.apply_choices(choices);
+    st.find_orphans();
+    st.apply_choices(choices);
     let actor = creds.map_or("pprotect merge-driver", Creds::name);
     st.finish(marker_size, actor)
 }
 
-impl State<'_> {
+impl<'a> State<'a> {
     fn conflict(&mut self, place: Place, reason: String, versions: Versions) {
         self.conflicts.push((Conflict { place, reason }, versions));
     }
@@ -335,7 +497,7 @@ impl State<'_> {
         (secrets, owners)
     }
 
-    fn check_stale(&mut self, creds: Option<&Creds>) {
+    fn check_stale(&mut self) {
         let domains: Vec<String> = self.merged.domains.keys().cloned().collect();
         for name in domains {
             let b = self.base.domains.get(&name);
@@ -351,13 +513,25 @@ impl State<'_> {
                     continue;
                 }
                 let (secrets, owners) = Self::changed_entries(Some(b), other);
+                // A new key is only ever sealed to after it verifies: the
+                // merging owner opens it from the rotating side's own owner
+                // entry, and it matches that side's public key.
+                let rotated_file = self.file(other_side(side));
+                let verified = !secrets.is_empty()
+                    && self
+                        .keys
+                        .as_mut()
+                        .is_some_and(|k| k.domain_key(rotated_file, &name).is_some());
                 for s in secrets {
                     let place = Place::Secret(name.clone(), s.clone());
                     if self.has_conflict(&place) {
                         continue;
                     }
-                    let resealed =
-                        creds.and_then(|c| self.reseal_secret(c, &name, s, other, rotated, side));
+                    let resealed = if verified {
+                        self.reseal_secret(&name, s, other, rotated, side)
+                    } else {
+                        None
+                    };
                     match resealed {
                         Some(v) => {
                             self.merged
@@ -371,34 +545,38 @@ impl State<'_> {
                                 side_name(side)
                             ));
                         }
+                        None if self.keys.is_some() && !verified => {
+                            let reason = format!(
+                                "sealed to the old key of domain {name}; the new key on {} side does not verify for {}, so nothing was re-sealed to it",
+                                possessive(other_side(side)),
+                                self.keys.as_ref().map_or("", |k| k.name())
+                            );
+                            self.stale_conflict_with(place, side, rotated, other, true, reason);
+                        }
                         None => self.stale_conflict(place, side, &name, rotated, other, true),
                     }
                 }
+                // An owner entry added on one side is never re-sealed to a
+                // key the other side rotated: a rotation is how owners
+                // revoke, and re-sealing would undo it.
                 for owner in owners {
                     let place = Place::Owner(name.clone(), owner.clone());
                     if self.has_conflict(&place) {
                         continue;
                     }
-                    match creds.and_then(|c| self.reseal_owner(c, &name, owner)) {
-                        Some(v) => {
-                            self.merged
-                                .domains
-                                .get_mut(&name)
-                                .expect("merged")
-                                .owners
-                                .insert(owner.clone(), v);
-                            self.notes.push(format!(
-                                "re-sealed owner {owner} of domain {name} (from {}) to the rotated domain key",
-                                side_name(side)
-                            ));
-                        }
-                        None => self.stale_conflict(place, side, &name, rotated, other, false),
-                    }
+                    let reason = format!(
+                        "owner {owner} of domain {name} was granted on {} side, which {} side's key rotation revokes; grant it again after the merge",
+                        possessive(side),
+                        possessive(other_side(side))
+                    );
+                    self.stale_conflict_with(place, side, rotated, other, false, reason);
                 }
             }
         }
         // Owner entries sealed to a custodian key the other side replaced
-        // or removed.
+        // or removed: never re-sealed to a custodian key that changed on
+        // the other side (it may be a key someone else knows the
+        // passphrase of).
         let names: Vec<String> = self.base.custodians.keys().cloned().collect();
         for cname in names {
             let b = &self.base.custodians[&cname];
@@ -426,47 +604,32 @@ impl State<'_> {
                     if self.has_conflict(&place) || !self.merged.domains.contains_key(dname) {
                         continue;
                     }
-                    let removed = other_pwdkm.is_none();
-                    let resealed = if removed {
-                        None
+                    let reason = if other_pwdkm.is_none() {
+                        format!(
+                            "{cname} was removed on {} side",
+                            possessive(other_side(side))
+                        )
                     } else {
-                        creds.and_then(|c| self.reseal_owner(c, dname, &cname))
+                        format!(
+                            "sealed to {cname}'s old key, which {} side replaced; pprotect never re-seals to a key changed on the other side: grant it again after the merge",
+                            possessive(other_side(side))
+                        )
                     };
-                    match resealed {
-                        Some(v) => {
-                            self.merged
-                                .domains
-                                .get_mut(dname)
-                                .expect("merged")
-                                .owners
-                                .insert(cname.clone(), v);
-                            self.notes.push(format!(
-                                "re-sealed owner {cname} of domain {dname} (from {}) to {cname}'s new key",
-                                side_name(side)
-                            ));
-                        }
-                        None => {
-                            let reason = if removed {
-                                format!(
-                                    "{cname} was removed on {} side",
-                                    possessive(other_side(side))
-                                )
-                            } else {
-                                format!(
-                                    "sealed to {cname}'s old key, which {} side replaced",
-                                    possessive(other_side(side))
-                                )
-                            };
-                            let entry = Some(entry.clone());
-                            let versions = match side {
-                                Side::Theirs => Versions::Sealed(None, entry),
-                                Side::Ours => Versions::Sealed(entry, None),
-                            };
-                            self.conflict(place, reason, versions);
-                        }
-                    }
+                    let entry = Some(entry.clone());
+                    let versions = match side {
+                        Side::Theirs => Versions::Sealed(None, entry),
+                        Side::Ours => Versions::Sealed(entry, None),
+                    };
+                    self.conflict(place, reason, versions);
                 }
             }
+        }
+    }
+
+    fn file(&self, side: Side) -> &'a ProtectedFile {
+        match side {
+            Side::Ours => self.ours,
+            Side::Theirs => self.theirs,
         }
     }
 
@@ -478,6 +641,22 @@ impl State<'_> {
         rotated: &Domain,
         other: &Domain,
         secret: bool,
+    ) {
+        let reason = format!(
+            "sealed to the old key of domain {domain}, which {} side rotated",
+            possessive(other_side(side))
+        );
+        self.stale_conflict_with(place, side, rotated, other, secret, reason);
+    }
+
+    fn stale_conflict_with(
+        &mut self,
+        place: Place,
+        side: Side,
+        rotated: &Domain,
+        other: &Domain,
+        secret: bool,
+        reason: String,
     ) {
         let key = match &place {
             Place::Secret(_, k) | Place::Owner(_, k) => k.clone(),
@@ -495,53 +674,31 @@ impl State<'_> {
             Side::Theirs => Versions::Sealed(rv, ov),
             Side::Ours => Versions::Sealed(ov, rv),
         };
-        let reason = format!(
-            "sealed to the old key of domain {domain}, which {} side rotated",
-            possessive(other_side(side))
-        );
         self.conflict(place, reason, versions);
+        self.stale.push((self.conflicts.len() - 1, side));
     }
 
-    /// The domain private key of `domain` in `file`, opened with `creds`.
-    fn domain_key(file: &ProtectedFile, creds: &Creds, domain: &str) -> Option<SecretKey> {
-        let who = file.unlock(creds.name(), creds.passphrase()).ok()??;
-        let sealed = file.domains.get(domain)?.owners.get(creds.name())?;
-        let bytes = crate::ops::open_sealed_key(&who, sealed)?;
-        (bytes.public_key() == file.domains[domain].public_key).then_some(bytes)
-    }
-
-    /// Re-seal a secret that `side` sealed to the old domain key.
+    /// Re-seal a secret that `side` sealed to the old domain key, to the
+    /// rotated key (which the caller verified).
     fn reseal_secret(
-        &self,
-        creds: &Creds,
+        &mut self,
         domain: &str,
         secret: &str,
         old: &Domain,
         new: &Domain,
         side: Side,
     ) -> Option<Vec<u8>> {
-        let old_file = match side {
-            Side::Theirs => self.theirs,
-            Side::Ours => self.ours,
-        };
-        let old_sk = Self::domain_key(old_file, creds, domain)
-            .or_else(|| Self::domain_key(self.base, creds, domain))?;
+        let old_file = self.file(side);
+        let base = self.base;
+        let keys = self.keys.as_mut()?;
+        let old_sk = keys
+            .domain_key(old_file, domain)
+            .or_else(|| keys.domain_key(base, domain))?;
         if old_sk.public_key() != old.public_key {
             return None;
         }
-        let plain = old_sk.unseal(old.secrets.get(secret)?)?;
+        let plain = zeroize::Zeroizing::new(old_sk.unseal(old.secrets.get(secret)?)?);
         Some(crypto::seal(&new.public_key, &plain))
-    }
-
-    /// Seal the merged domain key of `domain` to `owner`'s merged key.
-    fn reseal_owner(&self, creds: &Creds, domain: &str, owner: &str) -> Option<Vec<u8>> {
-        let merged_pk = self.merged.domains.get(domain)?.public_key;
-        let sk = [self.ours, self.theirs, self.base]
-            .into_iter()
-            .filter_map(|f| Self::domain_key(f, creds, domain))
-            .find(|sk| sk.public_key() == merged_pk)?;
-        let owner_pk = self.merged.custodians.get(owner)?.public_key;
-        Some(crypto::seal(&owner_pk, &sk.to_bytes()[..]))
     }
 
     fn merge_log(&mut self) {
@@ -559,24 +716,39 @@ impl State<'_> {
     /// merge applies to ours that no entry explains (a revert removing a
     /// secret, restoring an older value), stamped now.
     fn explain_changes(&mut self, actor: &str) {
-        let mut have: HashMap<&str, usize> = HashMap::new();
-        for e in &self.ours.audit_log {
-            *have.entry(e.as_str()).or_default() += 1;
+        let added = multiset_minus(&self.merged.audit_log, &self.ours.audit_log);
+        let mut texts = audit::explain(self.ours, &self.merged, &added, actor);
+        // Where both sides changed the same thing and the merge kept ours
+        // (a conflict settled by `resolve --ours`), theirs' log may not
+        // describe the change from its value: two updates in the same
+        // second write the same entry text, which merges as one.
+        // (Only for a merge commit: a single-parent result answers to ours.)
+        let not_in_theirs = if self.single_parent {
+            Vec::new()
+        } else {
+            multiset_minus(&self.merged.audit_log, &self.theirs.audit_log)
+        };
+        let both = audit::changes(self.base, self.ours)
+            .intersection(&audit::changes(self.base, self.theirs))
+            .cloned()
+            .collect::<BTreeSet<_>>();
+        let mut only_both = self.theirs.clone();
+        for obj in audit::unexplained(self.theirs, &self.merged, &not_in_theirs) {
+            if !both.contains(&obj) {
+                // Not a change this merge settled: leave it as theirs had it.
+                copy_obj(&mut only_both, &self.merged, &obj);
+            }
         }
-        let added: Vec<&str> = self
-            .merged
-            .audit_log
-            .iter()
-            .filter(|e| match have.get_mut(e.as_str()) {
-                Some(n) if *n > 0 => {
-                    *n -= 1;
-                    false
-                }
-                _ => true,
-            })
-            .map(String::as_str)
-            .collect();
-        let texts = audit::explain(self.ours, &self.merged, &added, actor);
+        let from_theirs = if self.single_parent {
+            Vec::new()
+        } else {
+            audit::explain(&only_both, &self.merged, &not_in_theirs, actor)
+        };
+        for text in from_theirs {
+            if !texts.contains(&text) {
+                texts.push(text);
+            }
+        }
         for text in texts {
             self.notes.push(format!("logged: {text}"));
             self.merged.log(text);
@@ -592,8 +764,8 @@ impl State<'_> {
         );
     }
 
-    fn finish(mut self, marker_size: usize, actor: &str) -> Merged {
-        // An owner whose custodian is gone cannot stay.
+    /// An owner whose custodian is gone cannot stay.
+    fn find_orphans(&mut self) {
         let orphans: Vec<(String, String)> = self
             .merged
             .domains
@@ -623,6 +795,162 @@ impl State<'_> {
                 );
             }
         }
+    }
+
+    /// Take a side for each conflict a choice names.
+    fn apply_choices(&mut self, choices: &[Choice]) {
+        if choices.is_empty() {
+            return;
+        }
+        let mut i = 0;
+        while i < self.conflicts.len() {
+            let place = self.conflicts[i].0.place.clone();
+            let Some(choice) = choices.iter().find(|c| c.matches(&place)) else {
+                i += 1;
+                continue;
+            };
+            let side = choice.side;
+            if let Some(&(_, stale_side)) = self.stale.iter().find(|(k, _)| *k == i)
+                && stale_side == side
+            {
+                let c = &mut self.conflicts[i].0;
+                if !c.reason.starts_with("cannot take ") {
+                    c.reason = format!(
+                        "cannot take {} side: its entry is sealed to a key that is no longer the domain's ({})",
+                        possessive(side),
+                        c.reason
+                    );
+                }
+                i += 1;
+                continue;
+            }
+            let (conflict, versions) = self.conflicts.remove(i);
+            self.stale.retain(|(k, _)| *k != i);
+            for (k, _) in self.stale.iter_mut() {
+                if *k > i {
+                    *k -= 1;
+                }
+            }
+            self.take(&conflict.place, &versions, side);
+            if side == Side::Ours && self.single_parent {
+                self.drop_rejected_entries(&conflict.place);
+            }
+            self.notes.push(format!(
+                "took {} side for {}",
+                possessive(side),
+                conflict.place
+            ));
+            if let Place::PublicKey(d) = &conflict.place {
+                // The whole domain came from that side: its other
+                // conflicts are settled with it.
+                let d = d.clone();
+                let mut k = 0;
+                while k < self.conflicts.len() {
+                    let same = matches!(&self.conflicts[k].0.place,
+                        Place::Owner(x, _) | Place::Secret(x, _) if *x == d);
+                    if same {
+                        self.conflicts.remove(k);
+                        self.stale.retain(|(s, _)| *s != k);
+                        for (s, _) in self.stale.iter_mut() {
+                            if *s > k {
+                                *s -= 1;
+                            }
+                        }
+                    } else {
+                        k += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Leave out of the log the entries theirs added about `place`, a
+    /// change of theirs that was not taken.
+    fn drop_rejected_entries(&mut self, place: &Place) {
+        let obj = match place {
+            Place::Custodian(c) => audit::Obj::Custodian(c.clone()),
+            Place::Domain(d) => audit::Obj::Domain(d.clone()),
+            Place::PublicKey(d) => audit::Obj::DomainKey(d.clone()),
+            Place::Owner(d, o) => audit::Obj::Owner(d.clone(), o.clone()),
+            Place::Secret(d, s) => audit::Obj::Secret(d.clone(), s.clone()),
+            Place::AuditLog => return,
+        };
+        let (domains, custodians) = audit::names(self.ours, self.theirs);
+        let rejected: Vec<String> = multiset_minus(&self.merged.audit_log, &self.ours.audit_log)
+            .into_iter()
+            .filter(|e| audit::meaning(e, &domains, &custodians).is_some_and(|m| m.primary == obj))
+            .map(String::from)
+            .collect();
+        for e in rejected {
+            if let Some(i) = self.merged.audit_log.iter().rposition(|x| *x == e) {
+                self.merged.audit_log.remove(i);
+            }
+        }
+    }
+
+    /// Put `side`'s version of a conflicting entry into the merge.
+    fn take(&mut self, place: &Place, versions: &Versions, side: Side) {
+        fn pick<T>(side: Side, o: T, t: T) -> T {
+            if side == Side::Ours { o } else { t }
+        }
+        match (place, versions) {
+            (Place::Custodian(c), Versions::Custodian(o, t)) => match pick(side, o, t) {
+                Some(p) => {
+                    self.merged.custodians.insert(c.clone(), p.clone());
+                }
+                None => {
+                    self.merged.custodians.remove(c);
+                }
+            },
+            (Place::Domain(d), Versions::Domain(o, t)) => match pick(side, o, t) {
+                Some(dom) => {
+                    self.merged.domains.insert(d.clone(), dom.clone());
+                }
+                None => {
+                    self.merged.domains.remove(d);
+                }
+            },
+            (Place::PublicKey(d), _) => {
+                if let Some(dom) = self.file(side).domains.get(d) {
+                    self.merged.domains.insert(d.clone(), dom.clone());
+                }
+            }
+            (Place::Owner(d, x), Versions::Sealed(o, t)) => {
+                let v = pick(side, o, t).clone();
+                if v.is_some()
+                    && !self.merged.custodians.contains_key(x)
+                    && let Some(p) = self.file(side).custodians.get(x)
+                {
+                    self.merged.custodians.insert(x.clone(), p.clone());
+                }
+                if let Some(dom) = self.merged.domains.get_mut(d) {
+                    match v {
+                        Some(v) => dom.owners.insert(x.clone(), v),
+                        None => dom.owners.remove(x),
+                    };
+                }
+            }
+            (Place::Secret(d, x), Versions::Sealed(o, t)) => {
+                if let Some(dom) = self.merged.domains.get_mut(d) {
+                    match pick(side, o, t).clone() {
+                        Some(v) => dom.secrets.insert(x.clone(), v),
+                        None => dom.secrets.remove(x),
+                    };
+                }
+            }
+            (Place::AuditLog, _) => {
+                let (keep, other) = match side {
+                    Side::Ours => (&self.ours.audit_log, &self.theirs.audit_log),
+                    Side::Theirs => (&self.theirs.audit_log, &self.ours.audit_log),
+                };
+                self.merged.audit_log =
+                    audit::merge_logs_keeping(&self.base.audit_log, keep, other);
+            }
+            _ => {}
+        }
+    }
+
+    fn finish(mut self, marker_size: usize, actor: &str) -> Merged {
         if self.conflicts.is_empty() {
             self.explain_changes(actor);
             return Merged {
@@ -823,6 +1151,69 @@ fn entry_lines(place: &Place, v: &Versions) -> (String, String) {
         }
     };
     (side(0), side(1))
+}
+
+/// The entries of `log` beyond those `other` holds (multiset difference).
+fn multiset_minus<'l>(log: &'l [String], other: &[String]) -> Vec<&'l str> {
+    let mut have: HashMap<&str, usize> = HashMap::new();
+    for e in other {
+        *have.entry(e.as_str()).or_default() += 1;
+    }
+    log.iter()
+        .filter(|e| match have.get_mut(e.as_str()) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                false
+            }
+            _ => true,
+        })
+        .map(String::as_str)
+        .collect()
+}
+
+/// Set `obj` in `to` as it is in `from`.
+fn copy_obj(to: &mut ProtectedFile, from: &ProtectedFile, obj: &audit::Obj) {
+    use audit::Obj;
+    match obj {
+        Obj::File => {}
+        Obj::Custodian(c) => match from.custodians.get(c) {
+            Some(p) => {
+                to.custodians.insert(c.clone(), p.clone());
+            }
+            None => {
+                to.custodians.remove(c);
+            }
+        },
+        Obj::Domain(d) | Obj::DomainKey(d) => match from.domains.get(d) {
+            Some(x) => {
+                to.domains.insert(d.clone(), x.clone());
+            }
+            None => {
+                to.domains.remove(d);
+            }
+        },
+        Obj::Owner(d, x) | Obj::Secret(d, x) => {
+            let secret = matches!(obj, Obj::Secret(..));
+            let v = from.domains.get(d).and_then(|dom| {
+                if secret {
+                    dom.secrets.get(x)
+                } else {
+                    dom.owners.get(x)
+                }
+            });
+            if let Some(dom) = to.domains.get_mut(d) {
+                let map = if secret {
+                    &mut dom.secrets
+                } else {
+                    &mut dom.owners
+                };
+                match v {
+                    Some(v) => map.insert(x.clone(), v.clone()),
+                    None => map.remove(x),
+                };
+            }
+        }
+    }
 }
 
 /// Credentials usable by the merge driver without prompting, from

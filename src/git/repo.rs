@@ -92,6 +92,51 @@ impl Repo {
             .collect())
     }
 
+    /// The blobs of an unmerged path's index stages: base (`:1:`), ours
+    /// (`:2:`) and theirs (`:3:`); `None` when the path is not unmerged.
+    #[allow(clippy::type_complexity)]
+    pub fn stages(
+        &self,
+        path: &str,
+    ) -> Result<Option<(Option<Vec<u8>>, Option<Vec<u8>>, Option<Vec<u8>>)>> {
+        let mut found: [Option<ObjectId>; 3] = [None; 3];
+        for (p, id, stage) in self.index_entries()? {
+            if p == path && (1..=3).contains(&stage) {
+                found[stage as usize - 1] = Some(id);
+            }
+        }
+        if found.iter().all(Option::is_none) {
+            return Ok(None);
+        }
+        let read = |id: Option<ObjectId>| id.map(|id| self.blob(id)).transpose();
+        Ok(Some((read(found[0])?, read(found[1])?, read(found[2])?)))
+    }
+
+    /// A path as the index names it: `path` (relative to the current
+    /// directory, or absolute) relative to the work tree root.
+    pub fn rel_path(&self, path: &Path) -> Result<String> {
+        let root = self.workdir()?;
+        let root = std::fs::canonicalize(&root).unwrap_or(root);
+        let abs = std::path::absolute(path).map_err(|e| Error::io("cannot resolve", path, &e))?;
+        let parent = abs.parent().map(Path::to_path_buf).unwrap_or_default();
+        let parent = std::fs::canonicalize(&parent).unwrap_or(parent);
+        let full = match abs.file_name() {
+            Some(name) => parent.join(name),
+            None => parent,
+        };
+        let rel = full.strip_prefix(&root).map_err(|_| {
+            Error::git(
+                path.display().to_string(),
+                "is outside this repository's work tree",
+            )
+        })?;
+        Ok(rel
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy())
+            .collect::<Vec<_>>()
+            .join("/"))
+    }
+
     /// All values of a multi-valued config key (`section.key`).
     pub fn config_strings(&self, key: &str) -> Vec<String> {
         self.repo
