@@ -277,6 +277,7 @@ pub fn argon2id(
     )
     .entered();
     check_cost(opslimit, memlimit)?;
+    tracing::debug!("argon2id derivation");
     #[cfg(feature = "libsodium")]
     {
         sodium::argon2id(password, salt, opslimit, memlimit, out)

@@ -10,9 +10,73 @@ use crate::codec::MAX_FILE_BYTES;
 use crate::error::{Error, Result};
 use crate::model::ProtectedFile;
 
+/// Refuse anything but a regular file (after following symlinks): a FIFO
+/// would hang the read, a device never ends.
+fn require_regular(path: &Path) -> Result<()> {
+    let meta = fs::metadata(path).map_err(|e| Error::io("cannot read", path, &e))?;
+    if meta.is_file() {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            None,
+            "not a regular file (a directory, FIFO or device); refusing to read it".into(),
+        )
+        .context(path.display()))
+    }
+}
+
+/// Refuse to write through a symbolic link at `path`.
+pub fn refuse_symlink(path: &Path) -> Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => Err(Error::invalid(
+            None,
+            "is a symbolic link; pprotect does not write through links".into(),
+        )
+        .context(path.display())),
+        _ => Ok(()),
+    }
+}
+
+/// Read a small file that must be a regular file, not a symbolic link
+/// (as git reads `.gitattributes`), of at most `limit` bytes. `Ok(None)`
+/// when it does not exist.
+pub fn read_regular_no_link(path: &Path, limit: usize) -> Result<Option<Vec<u8>>> {
+    match fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io("cannot read", path, &e)),
+        Ok(m) if m.file_type().is_symlink() => {
+            return Err(Error::invalid(
+                None,
+                "is a symbolic link, which git ignores; replace it with a regular file".into(),
+            )
+            .context(path.display()));
+        }
+        Ok(m) if !m.is_file() => {
+            return Err(
+                Error::invalid(None, "is not a regular file".into()).context(path.display())
+            );
+        }
+        Ok(_) => {}
+    }
+    let file = File::open(path).map_err(|e| Error::io("cannot read", path, &e))?;
+    let mut bytes = Vec::new();
+    file.take(limit as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::io("cannot read", path, &e))?;
+    if bytes.len() > limit {
+        return Err(Error::invalid(
+            None,
+            format!("is larger than {limit} bytes; refusing to read it"),
+        )
+        .context(path.display()));
+    }
+    Ok(Some(bytes))
+}
+
 /// Read a file's bytes, refusing files over [`MAX_FILE_BYTES`] without
-/// reading them whole.
+/// reading them whole, and anything but a regular file.
 pub fn read_bounded(path: &Path) -> Result<Vec<u8>> {
+    require_regular(path)?;
     let file = File::open(path).map_err(|e| Error::io("cannot read", path, &e))?;
     let mut bytes = Vec::new();
     file.take(MAX_FILE_BYTES as u64 + 1)
@@ -38,6 +102,7 @@ pub fn load(path: &Path) -> Result<ProtectedFile> {
 /// directory, fsync, rename over the target, fsync the directory. The
 /// target's permissions are kept (new files get the umask default).
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
+    refuse_symlink(path)?;
     let dir = parent_dir(path);
     let mut tmp = tempfile::Builder::new()
         .prefix(".pprotect-")
@@ -118,6 +183,8 @@ impl FileLock {
     pub fn acquire(path: &Path) -> Result<FileLock> {
         let lpath = lock_path(path);
         loop {
+            // Never open (and create through) a link planted as the lock.
+            refuse_symlink(&lpath)?;
             let file = OpenOptions::new()
                 .create(true)
                 .truncate(false)
@@ -178,6 +245,34 @@ mod tests {
         assert_eq!(fs::read(&p).unwrap(), b"new");
         let leftovers: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(leftovers.len(), 1);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn links_fifos_and_devices_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("protected.yaml");
+        let target = dir.path().join("elsewhere");
+        std::os::unix::fs::symlink(&target, &p).unwrap();
+        assert!(write_atomic(&p, b"x").is_err());
+        assert!(!target.exists(), "created through a dangling link");
+        std::os::unix::fs::symlink(&target, lock_path(&p)).unwrap();
+        assert!(FileLock::acquire(&p).is_err());
+        assert!(!target.exists());
+        assert!(read_bounded(Path::new("/dev/zero")).is_err());
+        let fifo = dir.path().join("fifo");
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .unwrap()
+                .success()
+        );
+        assert!(read_bounded(&fifo).is_err(), "a FIFO must not hang");
+        assert!(read_regular_no_link(&fifo, 10).is_err());
+        let link = dir.path().join(".gitattributes");
+        std::os::unix::fs::symlink("/proc/self/environ", &link).unwrap();
+        assert!(read_regular_no_link(&link, 10).is_err());
     }
 
     #[test]

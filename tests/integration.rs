@@ -13,3 +13,4 @@ mod git_resolve;
 mod git_textconv_precommit;
 mod hostile;
 mod reliability;
+mod security;

@@ -140,17 +140,35 @@ fn blob_at(commit: &gix::Commit<'_>, path: &str) -> Result<Option<ObjectId>> {
 
 /// Read blobs (here) and parse them on all cores.
 fn parse_all(repo: &gix::Repository, ids: &[ObjectId]) -> Result<Vec<(ObjectId, Parsed)>> {
-    let blobs: Vec<(ObjectId, Vec<u8>)> = ids
-        .iter()
-        .map(|id| {
-            let blob = repo
-                .find_blob(*id)
-                .map_err(|e| Error::git(format!("cannot read object {id}"), e))?;
-            Ok((*id, blob.data.clone()))
-        })
-        .collect::<Result<_>>()?;
+    // Sizes come from the object header: a version over the limit is
+    // reported without ever being loaded (memory stays bounded).
+    let mut too_big = Vec::new();
+    let mut blobs: Vec<(ObjectId, Vec<u8>)> = Vec::with_capacity(ids.len());
+    for id in ids {
+        let size = repo
+            .find_header(*id)
+            .map_err(|e| Error::git(format!("cannot read object {id}"), e))?
+            .size();
+        if size > crate::codec::MAX_FILE_BYTES as u64 {
+            too_big.push((
+                *id,
+                Arc::new(Err(Error::invalid(
+                    None,
+                    format!(
+                        "file is larger than {} bytes; refusing to load it",
+                        crate::codec::MAX_FILE_BYTES
+                    ),
+                ))),
+            ));
+            continue;
+        }
+        let blob = repo
+            .find_blob(*id)
+            .map_err(|e| Error::git(format!("cannot read object {id}"), e))?;
+        blobs.push((*id, blob.data.clone()));
+    }
     if blobs.is_empty() {
-        return Ok(Vec::new());
+        return Ok(too_big);
     }
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
@@ -167,7 +185,7 @@ fn parse_all(repo: &gix::Repository, ids: &[ObjectId]) -> Result<Vec<(ObjectId, 
                 })
             })
             .collect();
-        let mut out = Vec::with_capacity(blobs.len());
+        let mut out = too_big;
         for h in handles {
             out.extend(
                 h.join()

@@ -65,9 +65,17 @@ pub struct Report {
 
 struct Staged {
     path: String,
-    /// Lines added relative to HEAD, 1-based in the staged blob.
+    /// Lines added relative to HEAD, 1-based in the staged blob (empty for
+    /// a binary file).
     added: Vec<(usize, String)>,
+    /// The staged blob, searched whole for values (binary files too).
+    bytes: Vec<u8>,
+    /// The blob at HEAD, if any: occurrences already there are not new.
+    head: Option<Vec<u8>>,
 }
+
+/// The most of a non-protected staged file the value search reads.
+pub const MAX_SCANNED_BYTES: usize = 64 << 20;
 
 fn added_lines(old: Option<&[u8]>, new: &[u8]) -> Vec<(usize, String)> {
     let new_text = String::from_utf8_lossy(new);
@@ -124,7 +132,19 @@ pub fn check(repo: &Repo, creds: Option<&Creds>) -> Result<Report> {
             // Every protected file is read (its names and keys matter for
             // the search); only changed ones can carry new problems, but an
             // unchanged one parses as it did before.
-            let bytes = repo.blob(id)?;
+            let Some(bytes) = repo.blob_bounded(id, crate::codec::MAX_FILE_BYTES)? else {
+                report.findings.push(Finding {
+                    file: path,
+                    line: None,
+                    domain: None,
+                    secret: None,
+                    message: format!(
+                        "is larger than {} bytes; refusing to load it",
+                        crate::codec::MAX_FILE_BYTES
+                    ),
+                });
+                continue;
+            };
             match ProtectedFile::from_bytes(&bytes) {
                 Ok(f) => protected.push((path, f)),
                 Err(e) => report.findings.push(Finding {
@@ -140,37 +160,158 @@ pub fn check(repo: &Repo, creds: Option<&Creds>) -> Result<Report> {
         if !changed || is_allowed(&path) {
             continue;
         }
-        let bytes = repo.blob(id)?;
-        if bytes.contains(&0) {
-            continue; // binary
-        }
+        let Some(bytes) = repo.blob_bounded(id, MAX_SCANNED_BYTES)? else {
+            report.warnings.push(format!(
+                "{path} is larger than {MAX_SCANNED_BYTES} bytes; not searched"
+            ));
+            continue;
+        };
         let old = match head.get(&path) {
-            Some(old_id) => Some(repo.blob(*old_id)?),
+            Some(old_id) => repo.blob_bounded(*old_id, MAX_SCANNED_BYTES)?,
             None => None,
         };
-        let added = added_lines(old.as_deref(), &bytes);
-        others.push(Staged { path, added });
+        // Binary files are searched for values, not read as lines.
+        let added = if bytes.contains(&0) {
+            Vec::new()
+        } else {
+            added_lines(old.as_deref(), &bytes)
+        };
+        others.push(Staged {
+            path,
+            added,
+            bytes,
+            head: old,
+        });
     }
 
-    // Unlocking costs a key derivation: only when there is text to search.
-    let anything_added = others.iter().any(|s| !s.added.is_empty());
-    if let Some(creds) = creds.filter(|_| anything_added) {
+    // Unlocking costs a key derivation: only when there is something new.
+    let anything = !others.is_empty();
+    if let Some(creds) = creds.filter(|_| anything) {
         search_values(&protected, &others, creds, &mut report);
     }
     search_dumps(&protected, &others, &mut report);
     Ok(report)
 }
 
-/// With credentials: search added lines for decrypted values.
+/// The forms a copy of a value takes, each with the words for a finding.
+fn value_forms(v: &str) -> Vec<(zeroize::Zeroizing<Vec<u8>>, &'static str)> {
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    let z = |b: Vec<u8>| zeroize::Zeroizing::new(b);
+    let mut out = vec![(z(v.as_bytes().to_vec()), "")];
+    // Each long line of a multi-line value (a PEM key written out).
+    if v.contains('\n') {
+        for line in v.lines() {
+            let line = line.trim_end_matches('\r');
+            if line.chars().count() >= MIN_VALUE_LEN {
+                out.push((z(line.as_bytes().to_vec()), "a line of the "));
+            }
+        }
+    }
+    // JSON / YAML double-quoted escaping (as serde_json and json.dumps
+    // write it, with and without ASCII escapes), YAML single quotes.
+    let mut json = String::new();
+    let mut ascii = String::new();
+    for c in v.chars() {
+        let esc = match c {
+            '"' => Some("\\\"".to_string()),
+            '\\' => Some("\\\\".to_string()),
+            '\n' => Some("\\n".to_string()),
+            '\r' => Some("\\r".to_string()),
+            '\t' => Some("\\t".to_string()),
+            c if (c as u32) < 0x20 => Some(format!("\\u{:04x}", c as u32)),
+            _ => None,
+        };
+        match esc {
+            Some(e) => {
+                json.push_str(&e);
+                ascii.push_str(&e);
+            }
+            None => {
+                json.push(c);
+                if c.is_ascii() {
+                    ascii.push(c);
+                } else {
+                    let mut units = [0u16; 2];
+                    for u in c.encode_utf16(&mut units) {
+                        ascii.push_str(&format!("\\u{u:04x}"));
+                    }
+                }
+            }
+        }
+    }
+    for escaped in [json, ascii, v.replace('\'', "''")] {
+        if escaped != v {
+            out.push((z(escaped.into_bytes()), "escaped "));
+        }
+    }
+    let utf16: Vec<u16> = v.encode_utf16().collect();
+    out.push((
+        z(utf16.iter().flat_map(|u| u.to_le_bytes()).collect()),
+        "UTF-16 ",
+    ));
+    out.push((
+        z(utf16.iter().flat_map(|u| u.to_be_bytes()).collect()),
+        "UTF-16 ",
+    ));
+    out.push((
+        z(STANDARD.encode(v.as_bytes()).into_bytes()),
+        "base64-encoded ",
+    ));
+    out.push((
+        z(URL_SAFE_NO_PAD.encode(v.as_bytes()).into_bytes()),
+        "base64-encoded ",
+    ));
+    let hex: String = v.bytes().map(|b| format!("{b:02x}")).collect();
+    out.push((z(hex.to_uppercase().into_bytes()), "hex-encoded "));
+    out.push((z(hex.into_bytes()), "hex-encoded "));
+    out.dedup_by(|a, b| a.0 == b.0);
+    out
+}
+
+/// `bytes` with line breaks, the indentation after them and shell
+/// line continuations removed (a value split across lines reads whole
+/// again), and for each kept byte its offset in `bytes`.
+fn joined(bytes: &[u8]) -> (Vec<u8>, Vec<usize>) {
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut at = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' if bytes.get(i + 1) == Some(&b'\n') => i += 2,
+            b'\r' | b'\n' => {
+                i += 1;
+                while i < bytes.len() && matches!(bytes[i], b' ' | b'\t') {
+                    i += 1;
+                }
+            }
+            b => {
+                out.push(b);
+                at.push(i);
+                i += 1;
+            }
+        }
+    }
+    (out, at)
+}
+
+fn line_of(bytes: &[u8], offset: usize) -> usize {
+    bytes[..offset.min(bytes.len())]
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count()
+        + 1
+}
+
+/// With credentials: search staged files, whole, for decrypted values in
+/// every form a copy takes. An occurrence already at HEAD is not new.
 fn search_values(
     protected: &[(String, ProtectedFile)],
     others: &[Staged],
     creds: &Creds,
     report: &mut Report,
 ) {
-    // Patterns and what each one is.
-    let mut patterns: Vec<zeroize::Zeroizing<String>> = Vec::new();
-    let mut labels: Vec<(String, String, bool)> = Vec::new();
+    let mut patterns: Vec<zeroize::Zeroizing<Vec<u8>>> = Vec::new();
+    let mut labels: Vec<(String, String, &'static str)> = Vec::new();
     for (path, file) in protected {
         if !file.custodians.contains_key(creds.name()) {
             continue;
@@ -197,45 +338,82 @@ fn search_values(
                 if v.chars().count() < MIN_VALUE_LEN {
                     continue;
                 }
-                patterns.push(zeroize::Zeroizing::new(v.to_string()));
-                labels.push((domain.to_string(), name.clone(), false));
-                let b64 = base64::engine::general_purpose::STANDARD.encode(v.as_bytes());
-                patterns.push(zeroize::Zeroizing::new(b64));
-                labels.push((domain.to_string(), name, true));
+                for (form, words) in value_forms(v) {
+                    if form.len() >= MIN_VALUE_LEN {
+                        patterns.push(form);
+                        labels.push((domain.to_string(), name.clone(), words));
+                    }
+                }
             }
         }
     }
     if patterns.is_empty() {
         return;
     }
-    let Ok(ac) = aho_corasick::AhoCorasick::new(patterns.iter().map(|p| p.as_bytes())) else {
+    let Ok(ac) = aho_corasick::AhoCorasick::new(patterns.iter().map(|p| p.as_slice())) else {
         report
             .warnings
             .push("could not build the value search".into());
         return;
     };
+    // Occurrences per pattern in a blob, each with its byte offset, in the
+    // blob as it is and with lines joined.
+    let find = |bytes: &[u8]| -> BTreeMap<usize, Vec<usize>> {
+        let mut hits: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+        for m in ac.find_overlapping_iter(bytes) {
+            hits.entry(m.pattern().as_usize())
+                .or_default()
+                .push(m.start());
+        }
+        let (j, at) = joined(bytes);
+        for m in ac.find_overlapping_iter(&j) {
+            let offs = hits.entry(m.pattern().as_usize()).or_default();
+            let start = at[m.start()];
+            if !offs.contains(&start) {
+                offs.push(start);
+            }
+        }
+        hits
+    };
     for staged in others {
+        let now = find(&staged.bytes);
+        let before = staged.head.as_deref().map(find).unwrap_or_default();
+        let lines: Vec<&[u8]> = staged.bytes.split(|b| *b == b'\n').collect();
+        let allowed = |line: usize| {
+            lines
+                .get(line - 1)
+                .is_some_and(|l| String::from_utf8_lossy(l).contains(ALLOW_MARKER))
+        };
         let mut seen = BTreeSet::new();
-        for (line, text) in &staged.added {
-            if text.contains(ALLOW_MARKER) {
+        for (pat, offsets) in now {
+            let had = before.get(&pat).map_or(0, Vec::len);
+            let fresh: Vec<usize> = offsets
+                .iter()
+                .map(|o| line_of(&staged.bytes, *o))
+                .filter(|l| !allowed(*l))
+                .collect();
+            if fresh.len() <= had {
                 continue;
             }
-            for m in ac.find_overlapping_iter(text.as_bytes()) {
-                let (domain, secret, b64) = &labels[m.pattern().as_usize()];
-                if !seen.insert((*line, domain.clone(), secret.clone())) {
-                    continue;
-                }
-                report.findings.push(Finding {
-                    file: staged.path.clone(),
-                    line: Some(*line),
-                    domain: Some(domain.clone()),
-                    secret: Some(secret.clone()),
-                    message: format!(
-                        "contains the {}value of secret {secret} of domain {domain}",
-                        if *b64 { "base64-encoded " } else { "" }
-                    ),
-                });
+            // The first occurrence on an added line, else the first.
+            let line = fresh
+                .iter()
+                .copied()
+                .find(|l| staged.added.iter().any(|(a, _)| a == l))
+                .unwrap_or(fresh[0]);
+            let (domain, secret, words) = &labels[pat];
+            // One finding per secret and file (patterns come raw form
+            // first).
+            if !seen.insert((domain.clone(), secret.clone())) {
+                continue;
             }
+            report.findings.push(Finding {
+                file: staged.path.clone(),
+                line: Some(line),
+                domain: Some(domain.clone()),
+                secret: Some(secret.clone()),
+                message: format!("contains the {words}value of secret {secret} of domain {domain}"),
+            });
         }
     }
 }

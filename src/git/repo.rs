@@ -14,6 +14,9 @@ pub struct Repo {
     pub repo: gix::Repository,
 }
 
+/// The most of a `.gitattributes` file pprotect reads.
+pub const ATTRIBUTES_LIMIT: usize = 1 << 20;
+
 /// Default path of the protected file, relative to the repository root.
 pub const DEFAULT_PROTECTED: &str = "protected.yaml";
 
@@ -44,6 +47,24 @@ impl Repo {
             .find_blob(id)
             .map_err(|e| Error::git(format!("cannot read object {id}"), e))?;
         Ok(blob.data.clone())
+    }
+
+    /// An object's size from its header, without reading it.
+    pub fn object_size(&self, id: ObjectId) -> Result<u64> {
+        let h = self
+            .repo
+            .find_header(id)
+            .map_err(|e| Error::git(format!("cannot read object {id}"), e))?;
+        Ok(h.size())
+    }
+
+    /// Read a blob of at most `limit` bytes; `Ok(None)` when it is larger
+    /// (checked from the object header, before reading).
+    pub fn blob_bounded(&self, id: ObjectId, limit: usize) -> Result<Option<Vec<u8>>> {
+        if self.object_size(id)? > limit as u64 {
+            return Ok(None);
+        }
+        self.blob(id).map(Some)
     }
 
     /// Every blob path of a tree, with its object id.
@@ -160,7 +181,14 @@ impl Repo {
         let Ok(root) = self.workdir() else {
             return vec![DEFAULT_PROTECTED.to_string()];
         };
-        let text = std::fs::read_to_string(root.join(".gitattributes")).unwrap_or_default();
+        // As git does, a symlinked `.gitattributes` is ignored; it is read
+        // bounded, and only as a regular file.
+        let text =
+            crate::store::read_regular_no_link(&root.join(".gitattributes"), ATTRIBUTES_LIMIT)
+                .ok()
+                .flatten()
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default();
         let pats = protected_patterns_in(&text);
         if pats.is_empty() {
             vec![DEFAULT_PROTECTED.to_string()]
@@ -200,14 +228,36 @@ pub fn path_matches(pattern: &str, path: &str) -> bool {
     }
 }
 
+/// Match a glob where `*` and `?` never match `/`, in O(len(p) x len(s))
+/// time at worst (a pattern like `************x` cannot blow up): the
+/// classic greedy match that backtracks only to the last `*`.
 fn glob(p: &[u8], s: &[u8]) -> bool {
-    match (p.first(), s.first()) {
-        (None, None) => true,
-        (Some(b'*'), _) => glob(&p[1..], s) || (!s.is_empty() && s[0] != b'/' && glob(p, &s[1..])),
-        (Some(b'?'), Some(c)) if *c != b'/' => glob(&p[1..], &s[1..]),
-        (Some(a), Some(b)) if a == b => glob(&p[1..], &s[1..]),
-        _ => false,
+    let (mut pi, mut si) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while si < s.len() {
+        if pi < p.len() && p[pi] == b'*' {
+            star = Some((pi + 1, si));
+            pi += 1;
+        } else if pi < p.len() && ((p[pi] == b'?' && s[si] != b'/') || p[pi] == s[si]) {
+            pi += 1;
+            si += 1;
+        } else if let Some((after, from)) = star {
+            // Let the last `*` take one more byte, never a `/` (an
+            // earlier `*` could not take it either).
+            if s[from] == b'/' {
+                return false;
+            }
+            star = Some((after, from + 1));
+            pi = after;
+            si = from + 1;
+        } else {
+            return false;
+        }
     }
+    while pi < p.len() && p[pi] == b'*' {
+        pi += 1;
+    }
+    pi == p.len()
 }
 
 #[cfg(test)]
@@ -225,5 +275,15 @@ mod tests {
         assert!(path_matches("conf/*.yaml", "conf/x.yaml"));
         assert!(!path_matches("conf/*.yaml", "conf/a/x.yaml"));
         assert!(!path_matches("protected.yaml", "protected.yml"));
+        assert!(path_matches("*.yaml", "a/x.yaml"));
+        assert!(path_matches("a/*/p?.yaml", "a/b/p1.yaml"));
+        assert!(!path_matches("a/*.yaml", "a/b/c.yaml"));
+        assert!(path_matches("*a*b*", "xaybz"));
+        assert!(!path_matches("*a*b*", "xbya"));
+        // Linear, not exponential.
+        let t = std::time::Instant::now();
+        let pat = format!("{}x", "*".repeat(40));
+        assert!(!path_matches(&pat, &"a".repeat(4000)));
+        assert!(t.elapsed() < std::time::Duration::from_millis(500));
     }
 }

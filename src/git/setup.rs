@@ -94,11 +94,22 @@ impl Setup {
         crate::store::write_atomic(&self.config_path, &out)
     }
 
+    /// `.gitattributes` as git reads it: a regular file (a symlink is
+    /// refused, as git ignores it), bounded.
+    fn read_attributes(&self) -> Result<Option<String>> {
+        Ok(crate::store::read_regular_no_link(
+            &self.attributes_path(),
+            super::repo::ATTRIBUTES_LIMIT,
+        )?
+        .map(|b| String::from_utf8_lossy(&b).into_owned()))
+    }
+
     fn has_attributes(&self) -> bool {
         let want = attributes_line(&self.path);
-        std::fs::read_to_string(self.attributes_path())
-            .map(|t| t.lines().any(|l| l.trim() == want))
-            .unwrap_or(false)
+        self.read_attributes()
+            .ok()
+            .flatten()
+            .is_some_and(|t| t.lines().any(|l| l.trim() == want))
     }
 
     fn hook_path(&self) -> PathBuf {
@@ -106,9 +117,10 @@ impl Setup {
     }
 
     fn has_hook(&self) -> bool {
-        std::fs::read_to_string(self.hook_path())
-            .map(|t| t.contains(HOOK_MARKER))
-            .unwrap_or(false)
+        crate::store::read_regular_no_link(&self.hook_path(), 1 << 20)
+            .ok()
+            .flatten()
+            .is_some_and(|t| String::from_utf8_lossy(&t).contains(HOOK_MARKER))
     }
 
     /// What is and is not in place.
@@ -140,7 +152,7 @@ impl Setup {
         let mut done = Vec::new();
         if !self.has_attributes() {
             let p = self.attributes_path();
-            let mut text = std::fs::read_to_string(&p).unwrap_or_default();
+            let mut text = self.read_attributes()?.unwrap_or_default();
             if !text.is_empty() && !text.ends_with('\n') {
                 text.push('\n');
             }
@@ -173,13 +185,27 @@ impl Setup {
             std::fs::create_dir_all(&self.hooks_dir)
                 .map_err(|e| Error::io("cannot create", &self.hooks_dir, &e))?;
             let hook = self.hook_path();
-            if hook.exists() {
+            // `symlink_metadata`: a hook that is a link (even a dangling
+            // one) is moved aside as it is, never written through.
+            if std::fs::symlink_metadata(&hook).is_ok() {
                 let chained = self.hooks_dir.join(CHAINED);
+                if std::fs::symlink_metadata(&chained).is_ok() {
+                    return Err(Error::git(
+                        chained.display().to_string(),
+                        "already exists; pprotect will not overwrite it: move it away, then run setup-git again",
+                    ));
+                }
                 std::fs::rename(&hook, &chained)
                     .map_err(|e| Error::io("cannot move", &hook, &e))?;
                 done.push(format!("kept the existing pre-commit hook as {CHAINED}"));
             }
-            std::fs::write(&hook, HOOK).map_err(|e| Error::io("cannot write", &hook, &e))?;
+            // A new file only: never through a link planted meanwhile.
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&hook)
+                .and_then(|mut f| std::io::Write::write_all(&mut f, HOOK.as_bytes()))
+                .map_err(|e| Error::io("cannot write", &hook, &e))?;
             make_executable(&hook)?;
             done.push(format!(
                 "installed the pre-commit hook in {}",
@@ -193,7 +219,7 @@ impl Setup {
     pub fn uninstall(&self) -> Result<Vec<String>> {
         let mut done = Vec::new();
         let p = self.attributes_path();
-        if let Ok(text) = std::fs::read_to_string(&p) {
+        if let Ok(Some(text)) = self.read_attributes() {
             let want = attributes_line(&self.path);
             if text.lines().any(|l| l.trim() == want) {
                 let kept: Vec<&str> = text.lines().filter(|l| l.trim() != want).collect();
