@@ -38,6 +38,7 @@ pub mod api;
 pub mod audit;
 pub mod codec;
 pub mod crypto;
+pub mod envnames;
 pub mod error;
 pub mod git;
 pub mod model;

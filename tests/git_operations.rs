@@ -419,3 +419,29 @@ fn a_merge_is_not_blamed_for_a_parents_entries() {
     let o = env.run(&["check-audit-log"], "");
     assert_eq!(o.code, 0, "{o:#?}");
 }
+
+/// git's octopus strategy never calls merge drivers; with the protected
+/// file changed on two branches it fails and leaves the tree untouched.
+#[test]
+fn octopus_fails_cleanly() {
+    let env = repo();
+    git(&env, &["checkout", "-q", "-b", "a"]);
+    add(&env, "a1");
+    git(&env, &["checkout", "-q", "main"]);
+    git(&env, &["checkout", "-q", "-b", "b"]);
+    add(&env, "b1");
+    git(&env, &["checkout", "-q", "main"]);
+    add(&env, "m1");
+    let before = env.read();
+    let o = env.git(&["merge", "--no-edit", "a", "b"]);
+    assert_ne!(o.code, 0, "{o:#?}");
+    assert!(
+        o.stderr.contains("octopus failed") || o.stdout.contains("octopus failed"),
+        "{o:#?}"
+    );
+    assert_eq!(env.read(), before);
+    // One at a time works.
+    git(&env, &["merge", "-q", "--no-edit", "a"]);
+    git(&env, &["merge", "-q", "--no-edit", "b"]);
+    assert_good(&env, &["a1", "b1", "base", "m1"]);
+}

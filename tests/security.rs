@@ -353,3 +353,126 @@ fn hostile_attributes_patterns_are_fast() {
         t.elapsed()
     );
 }
+
+/// Secrets named after code-loading or behavior-changing variables are
+/// refused by `exec` and by `decrypt-domain --output-format env|shell`
+/// (whose output users `eval`), unless allowed by name; `exec` never
+/// passes the passphrase file variable on.
+#[test]
+fn environment_names_policy() {
+    let mut env = repo();
+    for (name, value) in [
+        ("PERLLIB", "/tmp/evil"),
+        ("RUBYOPT", "-r/tmp/evil"),
+        ("JAVA_TOOL_OPTIONS", "-javaagent:/tmp/evil.jar"),
+        ("LESSOPEN", "|/tmp/evil %s"),
+        ("PAGER", "/tmp/evil"),
+    ] {
+        let e2 = repo();
+        e2.run(&["add-secret"], &format!("dev\n{name}\n{value}\n"))
+            .ok();
+        let o = e2.run(&["exec", "--domain", "dev", "--", "true"], "");
+        assert_eq!(o.code, 1, "{name}: {o:#?}");
+        assert!(
+            o.stderr.contains(name) && o.stderr.contains("--allow-env"),
+            "{}",
+            o.stderr
+        );
+        let o = e2.run(
+            &["exec", "--domain", "dev", "--allow-env", name, "--", "true"],
+            "",
+        );
+        assert_eq!(o.code, 0, "{name}: {o:#?}");
+    }
+    for name in ["PATH", "BASH_ENV"] {
+        let e2 = repo();
+        e2.run(&["add-secret"], &format!("dev\n{name}\n/tmp/evil\n"))
+            .ok();
+        for fmt in ["shell", "env"] {
+            let o = e2.run(&["decrypt-domain", "dev", "--output-format", fmt], "");
+            assert_eq!(o.code, 1, "{name} {fmt}: {o:#?}");
+            assert!(
+                o.stdout.is_empty() && !o.stderr.contains("/tmp/evil"),
+                "{o:#?}"
+            );
+        }
+        let o = e2
+            .run(
+                &[
+                    "decrypt-domain",
+                    "dev",
+                    "--output-format",
+                    "shell",
+                    "--allow-env",
+                    name,
+                ],
+                "",
+            )
+            .ok();
+        assert!(
+            o.stdout.contains(&format!("export {name}=")),
+            "{}",
+            o.stdout
+        );
+    }
+    // The passphrase file variable does not reach the child.
+    let pf = env.path().join("home/pass");
+    std::fs::write(&pf, "pw-a\n").unwrap();
+    env.unset("PPROTECT_PASSPHRASE");
+    env.set("PPROTECT_PASSPHRASE_FILE", pf.to_str().unwrap());
+    let o = env
+        .run(
+            &[
+                "exec",
+                "--domain",
+                "dev",
+                "--passphrase-file",
+                pf.to_str().unwrap(),
+                "--",
+                "env",
+            ],
+            "",
+        )
+        .ok();
+    assert!(o.stdout.contains("base=base-value"), "{}", o.stdout);
+    assert!(!o.stdout.contains("PPROTECT_"), "{}", o.stdout);
+}
+
+/// check-audit-log: a key swap dressed up with a rotation entry is not a
+/// rotation (no owner entry re-sealed), and an oversized version is
+/// reported from its object header without being loaded.
+#[test]
+fn check_audit_log_holes() {
+    let env = repo();
+    let attacker = SecretKey::generate();
+    let mut f = load(&env);
+    f.domains.get_mut("dev").unwrap().public_key = attacker.public_key();
+    f.log("rotated key for domain dev".into());
+    store(&env, &f);
+    env.commit_all("rotate dev");
+    let o = env.run(&["check-audit-log", "--json"], "").code(1);
+    assert!(o.stdout.contains("\"misshapen-change\""), "{}", o.stdout);
+    assert!(
+        o.stdout.contains(
+            "key of domain dev replaced, but owner a@example.com was not re-sealed to it"
+        ),
+        "{}",
+        o.stdout
+    );
+    // A real rotation checks clean.
+    git(&env, &["reset", "-q", "--hard", "HEAD~1"]);
+    env.run(&["rotate-domain-keys"], "dev\n").ok();
+    env.commit_all("rotate dev for real");
+    env.run(&["check-audit-log"], "").ok();
+    // A version over 10 MiB.
+    std::fs::write(env.file(), "x".repeat(11 << 20)).unwrap();
+    env.commit_all("huge");
+    let t = std::time::Instant::now();
+    let o = env.run(&["check-audit-log"], "").code(1);
+    assert!(
+        o.stdout.contains("larger than 10485760 bytes"),
+        "{}",
+        o.stdout
+    );
+    assert!(t.elapsed() < std::time::Duration::from_secs(5));
+}

@@ -443,6 +443,7 @@ pub fn run(cli: Cli) -> Result<(), Fail> {
                 std::env::vars_os()
                     .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))),
                 &cli.env_prefix,
+                &cli.allow_env,
             )?;
             drop(secrets);
             Err(exec::exec(command, &env))
@@ -652,6 +653,20 @@ fn decrypt_domain(cli: &Cli, t: &Target, domain: &str) -> Result<(), Fail> {
             out(&text)
         }
         (Some(fmt), _) => {
+            // Users `eval` this output: the same name policy as exec.
+            let refused =
+                pprotect::envnames::refused(selected.iter().map(|(n, _)| *n), &cli.allow_env);
+            if !refused.is_empty() {
+                return Err(Fail::msg(
+                    1,
+                    format!(
+                        "refusing to print secrets as reserved env var names ({}); such names can turn a \
+                         protected.yaml write into code execution when the output is evaluated. \
+                         Use --allow-env NAME to allow one.",
+                        refused.join(", ")
+                    ),
+                ));
+            }
             let export = if fmt == "shell" { "export " } else { "" };
             let mut text = zeroize::Zeroizing::new(String::new());
             for (name, value) in &selected {

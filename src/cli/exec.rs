@@ -11,25 +11,12 @@ use super::Fail;
 
 /// Kept with `--no-passthrough`.
 pub const PASSTHROUGH: [&str; 7] = ["PATH", "HOME", "TERM", "LANG", "USER", "SHELL", "LOGNAME"];
-const SCRUBBED: [&str; 3] = [
+const SCRUBBED: [&str; 4] = [
     "PPROTECT_PASSPHRASE",
     "PPROTECT_USER",
     "PPROTECT_ENV_PREFIX",
+    "PPROTECT_PASSPHRASE_FILE",
 ];
-const RESERVED_EXACT: [&str; 7] = [
-    "PATH",
-    "IFS",
-    "ENV",
-    "BASH_ENV",
-    "NODE_OPTIONS",
-    "PERL5OPT",
-    "PERL5LIB",
-];
-const RESERVED_PREFIXES: [&str; 4] = ["LD_", "DYLD_", "PYTHON", "GIT_"];
-
-fn is_reserved(name: &str) -> bool {
-    RESERVED_EXACT.contains(&name) || RESERVED_PREFIXES.iter().any(|p| name.starts_with(p))
-}
 
 /// Apply `--uppercase` (non-alphanumerics to `_`, upper case) and
 /// `--prefix` (`PREFIX_NAME`).
@@ -54,6 +41,7 @@ pub fn build_env(
     no_passthrough: bool,
     base: impl Iterator<Item = (String, String)>,
     env_prefix: &str,
+    allowed: &[String],
 ) -> Result<BTreeMap<String, SecretString>, Fail> {
     let mut secret_env: BTreeMap<String, SecretString> = BTreeMap::new();
     for (name, value) in secrets {
@@ -70,17 +58,14 @@ pub fn build_env(
         }
         secret_env.insert(env_name, value.clone());
     }
-    let reserved: Vec<&str> = secret_env
-        .keys()
-        .map(String::as_str)
-        .filter(|n| is_reserved(n))
-        .collect();
+    let reserved = pprotect::envnames::refused(secret_env.keys().map(String::as_str), allowed);
     if !reserved.is_empty() {
         return Err(Fail::msg(
             1,
             format!(
                 "refusing to inject secrets as reserved env var names ({}); such names can turn a \
-                 protected.yaml write into code execution. Use --prefix or --uppercase to transform secret names.",
+                 protected.yaml write into code execution. Use --prefix or --uppercase to transform secret names, \
+                 or --allow-env NAME to allow one.",
                 reserved.join(", ")
             ),
         ));
@@ -150,6 +135,7 @@ mod tests {
             false,
             base.clone().into_iter(),
             "PPROTECT",
+            &[],
         )
         .unwrap();
         assert!(
@@ -164,6 +150,7 @@ mod tests {
             true,
             base.into_iter(),
             "PPROTECT",
+            &[],
         )
         .unwrap();
         assert!(env.contains_key("HOME") && !env.contains_key("FOO"));
@@ -174,7 +161,8 @@ mod tests {
                 false,
                 false,
                 std::iter::empty(),
-                "PPROTECT"
+                "PPROTECT",
+                &[]
             )
             .is_err()
         );
@@ -185,7 +173,8 @@ mod tests {
                 true,
                 false,
                 std::iter::empty(),
-                "PPROTECT"
+                "PPROTECT",
+                &[]
             )
             .is_err()
         );

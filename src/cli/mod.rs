@@ -125,6 +125,8 @@ Flags:
   --prefix P            prefix for env var names (exec)
   --uppercase           UPPER_CASE env var names (exec)
   --no-passthrough      exec with a minimal environment
+  --allow-env NAME      let a secret take a refused env var name (exec,
+                        decrypt-domain env/shell); repeatable
   --env-prefix P        credential env var prefix (default PPROTECT)
   --json                machine-readable output for list-* commands
   -v, --verbose         trace to stderr (never secrets)
@@ -217,6 +219,10 @@ pub struct Cli {
     /// Minimal environment (exec).
     #[arg(long, global = true)]
     pub no_passthrough: bool,
+    /// Allow a secret to take this refused environment variable name
+    /// (exec, decrypt-domain env/shell); repeatable.
+    #[arg(long = "allow-env", global = true, value_name = "NAME")]
+    pub allow_env: Vec<String>,
     /// Credential env var prefix.
     #[arg(
         long,
