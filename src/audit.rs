@@ -423,9 +423,23 @@ fn truncated_from(base: &[String], side: &[String]) -> bool {
         && matched(base, side, 0, Keep::Unordered).is_none()
 }
 
-/// Three-way merge of audit logs. The result is ours with the entries
-/// theirs added relative to base inserted by timestamp (ours first on
-/// ties, in theirs' order among themselves). An entry added on both sides
+/// How a three-way log merge treats entries of the base.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogMerge {
+    /// For a commit on top of ours alone (rebase, cherry-pick, revert):
+    /// only what theirs *added* relative to the base comes along; base
+    /// entries ours never had (a cherry-pick's base) stay out.
+    Replay,
+    /// For a merge commit, which must keep both parents' entries: every
+    /// entry of theirs that ours lacks comes along (also one ours lost to
+    /// a revert git applied without the driver), except the entries a
+    /// truncation dropped.
+    Union,
+}
+
+/// Three-way merge of audit logs. The result is ours with theirs'
+/// additions (see [`LogMerge`]) inserted by timestamp (ours first on ties,
+/// in theirs' order among themselves). An entry added on both sides
 /// appears once; an entry theirs lacks (a revert, a cherry-pick's base) is
 /// never deleted from ours. A truncation on either side is kept; `Err`
 /// when both sides truncated differently.
@@ -433,6 +447,7 @@ pub fn merge_logs(
     base: &[String],
     ours: &[String],
     theirs: &[String],
+    mode: LogMerge,
 ) -> Result<Vec<String>, String> {
     let o_trunc = truncated_from(base, ours);
     let t_trunc = truncated_from(base, theirs);
@@ -462,8 +477,13 @@ pub fn merge_logs(
         });
         result.insert(0, theirs[0].clone());
     }
-    // Theirs' additions: occurrences beyond what base and ours both hold.
-    let (b, o) = (counts(base), counts(ours));
+    // Theirs' additions: occurrences beyond what base and ours both hold
+    // (a merge without truncations: beyond what ours holds).
+    let union = mode == LogMerge::Union && !o_trunc && !t_trunc;
+    let (b, o) = (
+        if union { HashMap::new() } else { counts(base) },
+        counts(ours),
+    );
     let mut seen: HashMap<&str, usize> = HashMap::new();
     let additions: Vec<&String> = theirs_body
         .iter()
@@ -773,28 +793,49 @@ mod tests {
         let main = s(&[T2, T3]);
         let feature = s(&[T1, T2]);
         assert_eq!(
-            merge_logs(&base, &main, &feature).unwrap(),
+            merge_logs(&base, &main, &feature, LogMerge::Replay).unwrap(),
             s(&[T1, T2, T3])
         );
         // Cherry-pick: base holds an entry ours never had; it stays out.
         assert_eq!(
-            merge_logs(&s(&[T1]), &s(&[T3]), &s(&[T1, T2])).unwrap(),
+            merge_logs(&s(&[T1]), &s(&[T3]), &s(&[T1, T2]), LogMerge::Replay).unwrap(),
             s(&[T2, T3])
         );
         // Revert: theirs lacks an entry; ours keeps it.
         assert_eq!(
-            merge_logs(&s(&[T1, T2]), &s(&[T1, T2, T3]), &s(&[T1])).unwrap(),
+            merge_logs(
+                &s(&[T1, T2]),
+                &s(&[T1, T2, T3]),
+                &s(&[T1]),
+                LogMerge::Replay
+            )
+            .unwrap(),
             s(&[T1, T2, T3])
         );
         // An entry added on both sides appears once; ties go to ours.
         assert_eq!(
-            merge_logs(&s(&[]), &s(&[T2, T4]), &s(&[T2, T3])).unwrap(),
+            merge_logs(&s(&[]), &s(&[T2, T4]), &s(&[T2, T3]), LogMerge::Replay).unwrap(),
             s(&[T2, T3, T4])
         );
         // Rebase step 2: base is no prefix of ours.
         assert_eq!(
-            merge_logs(&s(&[T1]), &s(&[T3, T1]), &s(&[T1, T4])).unwrap(),
+            merge_logs(&s(&[T1]), &s(&[T3, T1]), &s(&[T1, T4]), LogMerge::Replay).unwrap(),
             s(&[T3, T1, T4])
+        );
+    }
+
+    #[test]
+    fn a_merge_commit_keeps_both_parents_entries() {
+        // Ours lost T1 to a revert git applied without the driver; a merge
+        // commit still keeps it (theirs has it), a replay does not.
+        let (base, ours, theirs) = (s(&[T1]), s(&[T3]), s(&[T1, T2]));
+        assert_eq!(
+            merge_logs(&base, &ours, &theirs, LogMerge::Union).unwrap(),
+            s(&[T1, T2, T3])
+        );
+        assert_eq!(
+            merge_logs(&base, &ours, &theirs, LogMerge::Replay).unwrap(),
+            s(&[T2, T3])
         );
     }
 
@@ -804,10 +845,16 @@ mod tests {
         let base = s(&[T1, T2, T3]);
         let theirs = s(&[tr, T3]);
         let ours = s(&[T1, T2, T3, T4]);
-        assert_eq!(merge_logs(&base, &ours, &theirs).unwrap(), s(&[tr, T3, T4]));
-        assert_eq!(merge_logs(&base, &theirs, &ours).unwrap(), s(&[tr, T3, T4]));
+        assert_eq!(
+            merge_logs(&base, &ours, &theirs, LogMerge::Replay).unwrap(),
+            s(&[tr, T3, T4])
+        );
+        assert_eq!(
+            merge_logs(&base, &theirs, &ours, LogMerge::Replay).unwrap(),
+            s(&[tr, T3, T4])
+        );
         let other = s(&["truncated 1 audit log entries", T2, T3]);
-        assert!(merge_logs(&base, &theirs, &other).is_err());
+        assert!(merge_logs(&base, &theirs, &other, LogMerge::Replay).is_err());
         // The merge keeps both parents (a merge may drop at most N).
         let m = s(&[tr, T3, T4]);
         assert!(match_parent(&ours, &m, Keep::Unordered, Truncation::AtMost).is_ok());

@@ -27,7 +27,7 @@ fn fuzz_regressions_stay_fixed() {
         } else if name.starts_with("merge-") {
             let mut parts = data.splitn(3, |b| *b == 0);
             if let (Some(b), Some(o), Some(t)) = (parts.next(), parts.next(), parts.next())
-                && let Ok(m) = merge_bytes(b, o, t, None, 7)
+                && let Ok(m) = merge_bytes(b, o, t, None, 7, false)
                 && m.conflicts.is_empty()
             {
                 ProtectedFile::from_bytes(m.text.as_bytes())

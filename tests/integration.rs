@@ -9,6 +9,7 @@ mod fuzz_regressions;
 mod git_audit_log;
 mod git_merge;
 mod git_operations;
+mod git_property;
 mod git_resolve;
 mod git_textconv_precommit;
 mod hostile;

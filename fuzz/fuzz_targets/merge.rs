@@ -12,7 +12,7 @@ fuzz_target!(|data: &[u8]| {
     let (Some(base), Some(ours), Some(theirs)) = (parts.next(), parts.next(), parts.next()) else {
         return;
     };
-    let Ok(merged) = merge_bytes(base, ours, theirs, None, 7) else { return };
+    let Ok(merged) = merge_bytes(base, ours, theirs, None, 7, false) else { return };
     if merged.conflicts.is_empty() {
         ProtectedFile::from_bytes(merged.text.as_bytes())
             .unwrap_or_else(|e| panic!("a clean merge does not parse: {e}\n{}", merged.text));

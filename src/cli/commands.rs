@@ -725,7 +725,19 @@ fn merge_driver(
     let read = |p: &Path| store::read_bounded(p);
     let (b, o, t) = (read(base)?, read(current)?, read(other)?);
     let creds = pprotect::git::merge::env_creds();
-    let merged = match pprotect::git::merge::merge_bytes(&b, &o, &t, creds.as_ref(), marker_size) {
+    let git_dir = std::env::current_dir()
+        .ok()
+        .and_then(|d| pprotect::git::repo::Repo::discover(&d).ok())
+        .map(|r| r.git_dir());
+    let single_parent = !pprotect::git::merge::git_is_merging(git_dir.as_deref());
+    let merged = match pprotect::git::merge::merge_bytes(
+        &b,
+        &o,
+        &t,
+        creds.as_ref(),
+        marker_size,
+        single_parent,
+    ) {
         Ok(m) => m,
         Err(e) => {
             // Leave %A as it is: git reports an ordinary conflict.

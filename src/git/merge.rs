@@ -702,10 +702,16 @@ impl<'a> State<'a> {
     }
 
     fn merge_log(&mut self) {
+        let mode = if self.single_parent {
+            audit::LogMerge::Replay
+        } else {
+            audit::LogMerge::Union
+        };
         match audit::merge_logs(
             &self.base.audit_log,
             &self.ours.audit_log,
             &self.theirs.audit_log,
+            mode,
         ) {
             Ok(log) => self.merged.audit_log = log,
             Err(why) => self.log_conflict(&why),
@@ -718,31 +724,16 @@ impl<'a> State<'a> {
     fn explain_changes(&mut self, actor: &str) {
         let added = multiset_minus(&self.merged.audit_log, &self.ours.audit_log);
         let mut texts = audit::explain(self.ours, &self.merged, &added, actor);
-        // Where both sides changed the same thing and the merge kept ours
-        // (a conflict settled by `resolve --ours`), theirs' log may not
-        // describe the change from its value: two updates in the same
-        // second write the same entry text, which merges as one.
-        // (Only for a merge commit: a single-parent result answers to ours.)
-        let not_in_theirs = if self.single_parent {
-            Vec::new()
-        } else {
-            multiset_minus(&self.merged.audit_log, &self.theirs.audit_log)
-        };
-        let both = audit::changes(self.base, self.ours)
-            .intersection(&audit::changes(self.base, self.theirs))
-            .cloned()
-            .collect::<BTreeSet<_>>();
-        let mut only_both = self.theirs.clone();
-        for obj in audit::unexplained(self.theirs, &self.merged, &not_in_theirs) {
-            if !both.contains(&obj) {
-                // Not a change this merge settled: leave it as theirs had it.
-                copy_obj(&mut only_both, &self.merged, &obj);
-            }
-        }
+        // A merge commit answers to theirs too: a change from theirs'
+        // version that no entry theirs lacks explains gets its entry. (Two
+        // updates of one secret in the same second write the same text,
+        // which merges as one; a revert git applied without the driver
+        // dropped its entries.) A single-parent result answers to ours.
         let from_theirs = if self.single_parent {
             Vec::new()
         } else {
-            audit::explain(&only_both, &self.merged, &not_in_theirs, actor)
+            let not_in_theirs = multiset_minus(&self.merged.audit_log, &self.theirs.audit_log);
+            audit::explain(self.theirs, &self.merged, &not_in_theirs, actor)
         };
         for text in from_theirs {
             if !texts.contains(&text) {
@@ -950,8 +941,41 @@ impl<'a> State<'a> {
         }
     }
 
+    /// For a single-parent result: leave out theirs' added entries about a
+    /// change the result does not make relative to ours (a cherry-picked
+    /// removal of a secret ours never had). An entry with another added
+    /// entry about the same thing stays (an addition then a removal).
+    fn drop_unbacked_additions(&mut self) {
+        let (domains, custodians) = audit::names(self.ours, &self.merged);
+        let changed = audit::changes(self.ours, &self.merged);
+        let added: Vec<(String, Option<audit::Obj>)> =
+            multiset_minus(&self.merged.audit_log, &self.ours.audit_log)
+                .into_iter()
+                .map(|e| {
+                    let obj = audit::meaning(e, &domains, &custodians).map(|m| m.primary);
+                    (e.to_string(), obj)
+                })
+                .collect();
+        for (i, (e, obj)) in added.iter().enumerate() {
+            let Some(obj) = obj else { continue };
+            if *obj == audit::Obj::File || changed.contains(obj) {
+                continue;
+            }
+            let paired = added
+                .iter()
+                .enumerate()
+                .any(|(j, (other, o))| j != i && other != e && o.as_ref() == Some(obj));
+            if !paired && let Some(at) = self.merged.audit_log.iter().rposition(|x| x == e) {
+                self.merged.audit_log.remove(at);
+            }
+        }
+    }
+
     fn finish(mut self, marker_size: usize, actor: &str) -> Merged {
         if self.conflicts.is_empty() {
+            if self.single_parent {
+                self.drop_unbacked_additions();
+            }
             self.explain_changes(actor);
             return Merged {
                 text: self.merged.to_yaml_string(),
@@ -1171,51 +1195,6 @@ fn multiset_minus<'l>(log: &'l [String], other: &[String]) -> Vec<&'l str> {
         .collect()
 }
 
-/// Set `obj` in `to` as it is in `from`.
-fn copy_obj(to: &mut ProtectedFile, from: &ProtectedFile, obj: &audit::Obj) {
-    use audit::Obj;
-    match obj {
-        Obj::File => {}
-        Obj::Custodian(c) => match from.custodians.get(c) {
-            Some(p) => {
-                to.custodians.insert(c.clone(), p.clone());
-            }
-            None => {
-                to.custodians.remove(c);
-            }
-        },
-        Obj::Domain(d) | Obj::DomainKey(d) => match from.domains.get(d) {
-            Some(x) => {
-                to.domains.insert(d.clone(), x.clone());
-            }
-            None => {
-                to.domains.remove(d);
-            }
-        },
-        Obj::Owner(d, x) | Obj::Secret(d, x) => {
-            let secret = matches!(obj, Obj::Secret(..));
-            let v = from.domains.get(d).and_then(|dom| {
-                if secret {
-                    dom.secrets.get(x)
-                } else {
-                    dom.owners.get(x)
-                }
-            });
-            if let Some(dom) = to.domains.get_mut(d) {
-                let map = if secret {
-                    &mut dom.secrets
-                } else {
-                    &mut dom.owners
-                };
-                match v {
-                    Some(v) => map.insert(x.clone(), v.clone()),
-                    None => map.remove(x),
-                };
-            }
-        }
-    }
-}
-
 /// Credentials usable by the merge driver without prompting, from
 /// `<PREFIX>_USER` and `<PREFIX>_PASSPHRASE` (prefix `PPROTECT_ENV_PREFIX`
 /// or `PPROTECT`) or `PPROTECT_PASSPHRASE_FILE`.
@@ -1243,6 +1222,7 @@ pub fn merge_bytes(
     theirs: &[u8],
     creds: Option<&Creds>,
     marker_size: usize,
+    single_parent: bool,
 ) -> Result<Merged> {
     // The three parses are independent: run them side by side.
     let (b, o, t) = std::thread::scope(|s| {
@@ -1260,7 +1240,29 @@ pub fn merge_bytes(
         (join(b), join(o), t)
     });
     let (b, o, t) = (b?, o?, t?);
-    Ok(merge(&b, &o, &t, creds, marker_size))
+    Ok(merge_with(
+        &b,
+        &o,
+        &t,
+        creds,
+        marker_size,
+        &[],
+        single_parent,
+    ))
+}
+
+/// Whether git is running the driver for a merge commit (`git merge`,
+/// `git pull` without rebase), from `GIT_REFLOG_ACTION` and the git
+/// directory's state; anything else (rebase, cherry-pick, revert, am,
+/// stash) commits the result on top of ours alone.
+pub fn git_is_merging(git_dir: Option<&std::path::Path>) -> bool {
+    if let Some(d) = git_dir
+        && (d.join("rebase-merge").exists() || d.join("rebase-apply").exists())
+    {
+        return false;
+    }
+    let action = std::env::var("GIT_REFLOG_ACTION").unwrap_or_default();
+    action.starts_with("merge") || (action.starts_with("pull") && !action.contains("--rebase"))
 }
 
 #[cfg(test)]
