@@ -256,14 +256,14 @@ fn run_git(env: &Env, op: &GitOp) -> Result<bool, TestCaseError> {
 }
 
 fn check_branches(env: &Env, n: usize) -> Result<(), TestCaseError> {
-    for b in 0..n {
+    for (b, name) in BRANCHES.iter().enumerate().take(n) {
         checkout(env, b);
         let o = env.run(&["check-audit-log"], "");
         prop_assert_eq!(
             o.code,
             0,
             "branch {}: {}{}\n{}",
-            BRANCHES[b],
+            name,
             o.stdout,
             o.stderr,
             env.git(&["log", "--graph", "--format=%h %s", "--all"])
