@@ -314,7 +314,9 @@ fn setup_git_is_idempotent_checkable_and_removable() {
     let o = env.run(&["setup-git", "--check"], "").code(1);
     assert!(
         o.stdout
-            .contains("missing: .gitattributes line `protected.yaml merge=pprotect diff=pprotect`")
+            .contains("missing: attributes merge=pprotect diff=pprotect for protected.yaml (as git resolves them; `protected.yaml merge=pprotect diff=pprotect` in .gitattributes)"),
+        "{}",
+        o.stdout
     );
     let o = env.run(&["setup-git"], "").ok();
     assert!(
@@ -370,9 +372,23 @@ fn setup_git_is_idempotent_checkable_and_removable() {
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("missing: git config merge.pprotect.driver")
     );
-    // Uninstall removes exactly what was added.
+    // Uninstall removes this clone's setup; the committed attributes
+    // line (shared with every clone) only with --attributes.
     let o = env.run(&["setup-git", "--uninstall"], "").ok();
     assert!(o.stdout.contains("restored the previous pre-commit hook"));
+    assert_eq!(
+        std::fs::read_to_string(env.path().join(".gitattributes")).unwrap(),
+        "*.png binary\nprotected.yaml merge=pprotect diff=pprotect\n"
+    );
+    let o = env
+        .run(&["setup-git", "--uninstall", "--attributes"], "")
+        .ok();
+    assert!(
+        o.stdout
+            .contains("removed `protected.yaml merge=pprotect diff=pprotect` from .gitattributes"),
+        "{}",
+        o.stdout
+    );
     assert_eq!(
         std::fs::read_to_string(env.path().join(".gitattributes")).unwrap(),
         "*.png binary\n"

@@ -312,6 +312,13 @@ fn cases_the_property_found() {
             vec![Add(1, 0), Add(0, 0)],
             vec![Merge(0, 1), Revert(1, 0), Merge(1, 0)],
         ),
+        // A squash of two updates made in the same second: the same entry
+        // text twice in one commit is no finding.
+        (
+            2,
+            vec![Add(0, 0), Add(1, 1), Update(1, 1), Update(1, 1)],
+            vec![Squash(0, 1)],
+        ),
     ];
     for (n, ops, git_ops) in cases {
         if let Err(e) = run_case(n, &ops, &git_ops) {

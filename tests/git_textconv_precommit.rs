@@ -23,6 +23,12 @@ fn repo() -> Env {
     );
     env.git(&["config", "diff.pprotect.textconv", "pprotect textconv"])
         .ok();
+    env.git(&[
+        "config",
+        "merge.pprotect.driver",
+        "pprotect merge-driver %O %A %B %P --marker-size %L",
+    ])
+    .ok();
     env.commit_all("initial");
     env
 }

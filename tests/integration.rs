@@ -7,6 +7,7 @@ mod compat_fixtures;
 mod compat_python;
 mod fuzz_regressions;
 mod git_audit_log;
+mod git_layouts;
 mod git_merge;
 mod git_operations;
 mod git_property;

@@ -26,9 +26,46 @@ struct Target {
     loaded: std::cell::RefCell<Option<(Vec<u8>, ProtectedFile)>>,
 }
 
+/// The protected file, absolute. One rule for every command: `--file` is
+/// relative to the current directory (as git takes paths); without it,
+/// `protected.yaml` in the current directory, else (when `search`) the
+/// nearest `protected.yaml` above it, up to the top of the git work tree.
+pub fn protected_path(cli: &Cli, search: bool) -> PathBuf {
+    if let Some(f) = &cli.file {
+        return creds::abspath(f);
+    }
+    let here = creds::abspath(Path::new(DEFAULT_FILE));
+    if !search || here.exists() {
+        return here;
+    }
+    let Some(top) = std::env::current_dir()
+        .ok()
+        .and_then(|d| pprotect::git::repo::Repo::discover(&d).ok())
+        .and_then(|r| r.workdir().ok())
+    else {
+        return here;
+    };
+    let top = creds::abspath(&top);
+    let mut dir = here.parent().map(Path::to_path_buf);
+    while let Some(d) = dir {
+        let candidate = d.join(DEFAULT_FILE);
+        if candidate.exists() {
+            return candidate;
+        }
+        if d == top || !d.starts_with(&top) {
+            break;
+        }
+        dir = d.parent().map(Path::to_path_buf);
+    }
+    here
+}
+
+/// The default protected file name.
+const DEFAULT_FILE: &str = "protected.yaml";
+
 impl Target {
-    fn new(cli: &Cli) -> Target {
-        let path = creds::abspath(&cli.file);
+    fn new(cli: &Cli, search: bool) -> Target {
+        let path = protected_path(cli, search);
         let display = path.display().to_string();
         Target {
             path,
@@ -132,7 +169,19 @@ fn write_checked(t: &Target, old: Option<&str>, new: &str) -> Result<(), Fail> {
             return Err(Fail::Quiet(0));
         }
     }
-    store::write_atomic(&t.path, new.as_bytes())?;
+    // Keep the line endings of the file being rewritten: a CRLF working
+    // copy (core.autocrlf) stays CRLF, so git sees no spurious change and
+    // core.safecrlf does not refuse it. The repository content stays LF.
+    let crlf = t
+        .loaded
+        .borrow()
+        .as_ref()
+        .is_some_and(|(bytes, _)| bytes.windows(2).any(|w| w == b"\r\n"));
+    if crlf {
+        store::write_atomic(&t.path, new.replace('\n', "\r\n").as_bytes())?;
+    } else {
+        store::write_atomic(&t.path, new.as_bytes())?;
+    }
     Ok(())
 }
 
@@ -184,7 +233,18 @@ pub fn run(cli: Cli) -> Result<(), Fail> {
         out(super::HELP)?;
         return Err(Fail::msg(1, "pprotect: expected a subcommand"));
     };
-    let t = Target::new(&cli);
+    if !matches!(
+        command,
+        Command::SetupGit { .. }
+            | Command::MergeDriver { .. }
+            | Command::Textconv { .. }
+            | Command::Version
+            | Command::Completions { .. }
+    ) {
+        setup_hint();
+    }
+    // `init` creates the file here; every other command may find it above.
+    let t = Target::new(&cli, !matches!(command, Command::Init));
     match command {
         Command::Version => outln(&format!(
             "pocket_protector version {COMPAT_VERSION} (pprotect {})",
@@ -212,7 +272,11 @@ pub fn run(cli: Cli) -> Result<(), Fail> {
             path,
             marker_size,
         } => merge_driver(base, current, other, path.as_deref(), *marker_size),
-        Command::SetupGit { check, uninstall } => setup_git(&cli, *check, *uninstall),
+        Command::SetupGit {
+            check,
+            uninstall,
+            attributes,
+        } => setup_git(&cli, *check, *uninstall, *attributes),
         Command::Resolve {
             ours,
             theirs,
@@ -771,10 +835,39 @@ fn merge_driver(
     Err(Fail::Quiet(1))
 }
 
-fn setup_git(cli: &Cli, check: bool, uninstall: bool) -> Result<(), Fail> {
+/// The repository of the current directory and the protected file's path
+/// in it (relative to its work tree root), for the git commands. A file
+/// inside a submodule (or any nested repository) is refused with where to
+/// run the command instead.
+fn repo_target(cli: &Cli) -> Result<(pprotect::git::repo::Repo, String), Fail> {
     let cwd = std::env::current_dir().map_err(|e| Fail::msg(2, e.to_string()))?;
-    let file = cli.file.to_string_lossy().into_owned();
-    let setup = pprotect::git::setup::Setup::new(&cwd, &file)?;
+    let repo = pprotect::git::repo::Repo::discover(&cwd)?;
+    let file = protected_path(cli, true);
+    let top = creds::abspath(&repo.workdir()?);
+    let file_dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
+    if let Ok(inner) = pprotect::git::repo::Repo::discover(&file_dir)
+        && let Ok(inner_top) = inner.workdir()
+        && creds::abspath(&inner_top) != top
+        && creds::abspath(&inner_top).starts_with(&top)
+    {
+        let inner_top = creds::abspath(&inner_top);
+        return Err(Fail::msg(
+            1,
+            format!(
+                "{} is inside the submodule (nested repository) at {}: run pprotect there (cd {})",
+                sanitize(&file.display().to_string()),
+                sanitize(&inner_top.display().to_string()),
+                sanitize(&inner_top.display().to_string()),
+            ),
+        ));
+    }
+    let rel = repo.rel_path(&file)?;
+    Ok((repo, rel))
+}
+
+fn setup_git(cli: &Cli, check: bool, uninstall: bool, attributes: bool) -> Result<(), Fail> {
+    let (repo, file) = repo_target(cli)?;
+    let setup = pprotect::git::setup::Setup::new(repo, &file)?;
     if check {
         let missing: Vec<String> = setup
             .status()?
@@ -795,7 +888,7 @@ fn setup_git(cli: &Cli, check: bool, uninstall: bool) -> Result<(), Fail> {
         return Err(Fail::Quiet(1));
     }
     let done = if uninstall {
-        setup.uninstall()?
+        setup.uninstall(attributes)?
     } else {
         setup.install()?
     };
@@ -814,13 +907,7 @@ fn setup_git(cli: &Cli, check: bool, uninstall: bool) -> Result<(), Fail> {
 
 fn check_audit_log(cli: &Cli, range: Option<&str>, skew: i64) -> Result<(), Fail> {
     use pprotect::git::history;
-    let cwd = std::env::current_dir().map_err(|e| Fail::msg(2, e.to_string()))?;
-    let repo = pprotect::git::repo::Repo::discover(&cwd)?;
-    let path = cli
-        .file
-        .to_string_lossy()
-        .trim_start_matches("./")
-        .to_string();
+    let (repo, path) = repo_target(cli)?;
     let report = history::check(&repo, &path, range, skew)?;
     for note in &report.notes {
         errln(&format!("note: {}", sanitize(note)));
@@ -876,9 +963,7 @@ fn resolve(
     entry: Option<String>,
 ) -> Result<(), Fail> {
     use pprotect::git::merge::{self, Choice, Keyring, Shown};
-    let cwd = std::env::current_dir().map_err(|e| Fail::msg(2, e.to_string()))?;
-    let repo = pprotect::git::repo::Repo::discover(&cwd)?;
-    let rel = repo.rel_path(&cli.file)?;
+    let (repo, rel) = repo_target(cli)?;
     let shown = sanitize(&rel);
     let Some((base, ours, theirs)) = repo.stages(&rel)? else {
         outln(&format!("no merge conflict in {shown}"))?;
@@ -1017,5 +1102,35 @@ fn resolve(
             merged.conflicts.len()
         ));
         Err(Fail::Quiet(1))
+    }
+}
+
+/// In a clone whose committed `.gitattributes` asks for the pprotect merge
+/// driver but whose config lacks it (`setup-git` never ran here), git
+/// silently falls back to text merges: say so, in one line (one config
+/// read).
+fn setup_hint() {
+    let Ok(cwd) = std::env::current_dir() else {
+        return;
+    };
+    let Ok(repo) = pprotect::git::repo::Repo::discover(&cwd) else {
+        return;
+    };
+    if repo.config_string("merge.pprotect.driver").is_some() {
+        return;
+    }
+    let Ok(root) = repo.workdir() else { return };
+    let text = store::read_regular_no_link(
+        &root.join(".gitattributes"),
+        pprotect::git::repo::ATTRIBUTES_LIMIT,
+    )
+    .ok()
+    .flatten()
+    .map(|b| String::from_utf8_lossy(&b).into_owned())
+    .unwrap_or_default();
+    if !pprotect::git::repo::protected_patterns_in(&text).is_empty() {
+        errln(
+            "pprotect: this clone is not set up: git merges protected files as text here; run `pprotect setup-git`",
+        );
     }
 }

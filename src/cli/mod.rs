@@ -110,7 +110,9 @@ Subcommands:
 
 Flags:
 
-  --file PATH           the protected file (default: protected.yaml)
+  --file PATH           the protected file, relative to the current directory
+                        (default: protected.yaml here, else the nearest one
+                        above, up to the top of the git work tree)
   --confirm             show a diff and ask before writing changes
   --non-interactive     never prompt for credentials
   --ignore-env          ignore PPROTECT_USER / PPROTECT_PASSPHRASE
@@ -174,9 +176,11 @@ pub struct Cli {
     /// Show help.
     #[arg(short = 'h', long, global = true)]
     pub help: bool,
-    /// The protected file.
-    #[arg(long, global = true, default_value = "protected.yaml")]
-    pub file: PathBuf,
+    /// The protected file, relative to the current directory. Default:
+    /// `protected.yaml` in the current directory, else the nearest one
+    /// above it inside the git work tree.
+    #[arg(long, global = true)]
+    pub file: Option<PathBuf>,
     /// Show a diff and ask before writing.
     #[arg(long, global = true)]
     pub confirm: bool,
@@ -345,9 +349,14 @@ pub enum Command {
         /// Report what is missing; exit 1 if anything is.
         #[arg(long)]
         check: bool,
-        /// Remove what setup-git added.
+        /// Remove this clone's setup (config and hook, while no other
+        /// protected file uses them).
         #[arg(long, conflicts_with = "check")]
         uninstall: bool,
+        /// With --uninstall: also remove the committed `.gitattributes`
+        /// line (shared with every clone).
+        #[arg(long, requires = "uninstall")]
+        attributes: bool,
     },
     /// Settle the protected file's merge conflicts, redoing the merge from
     /// git's index stages.

@@ -1,20 +1,24 @@
 //! `pprotect check-audit-log`: cross-check the audit log inside the
 //! protected file against git history, the authoritative record.
 //!
-//! For every commit that changes the file, against each parent:
-//! - the log is append-only: the parent's entries are all still there, in
-//!   order (new entries may be interleaved, as the merge driver and
-//!   rebases do), or the log was truncated;
-//! - every structural change is explained by an appended entry, and every
-//!   appended entry by a change (or by another entry about the same thing
-//!   in the same commit, such as an add then a remove);
-//! - every version of the file is valid (hooks can be skipped);
-//! - appended entries are in timestamp order and not stamped after the
-//!   commit (beyond a clock skew).
+//! With the rules of [`crate::audit`] (the merge driver's), for every
+//! commit that changes the file:
+//! - the log keeps each parent's entries (in order for one parent, in any
+//!   order for a merge), or was truncated;
+//! - every structural change relative to each parent is explained by an
+//!   entry that parent lacks;
+//! - the commit's own entries (a merge's: those no parent has) are in the
+//!   grammar, backed by a change (or by another own entry about the same
+//!   thing, such as an add then a remove), shaped like their operation,
+//!   and not stamped after the commit or before the entry they follow;
+//! - every version of the file is valid (hooks can be skipped).
 //!
-//! Each distinct blob is parsed once.
+//! Every merge is checked against every parent. A `git revert` of the
+//! file's latest change, which git applies without the driver, is accepted
+//! when it restores the reverted commit's parent's file exactly. Each
+//! distinct blob is parsed once.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use gix::ObjectId;
@@ -35,8 +39,6 @@ pub enum Kind {
     UnloggedChange,
     /// An appended entry no change backs.
     UnbackedEntry,
-    /// The same entry appended twice in one commit.
-    DuplicateEntry,
     /// An appended entry stamped after its commit.
     FutureDated,
     /// An appended entry stamped before entries already in the log.
@@ -58,7 +60,6 @@ impl Kind {
             Kind::LogRewritten => "log-rewritten",
             Kind::UnloggedChange => "unlogged-change",
             Kind::UnbackedEntry => "unbacked-entry",
-            Kind::DuplicateEntry => "duplicate-entry",
             Kind::FutureDated => "future-dated",
             Kind::BackDated => "back-dated",
             Kind::OutOfOrder => "out-of-order",
@@ -126,6 +127,66 @@ struct Task {
     time: i64,
     blob: Option<ObjectId>,
     parents: Vec<Option<ObjectId>>,
+}
+
+/// Where a child's file (blob `id`) was in `commit`, which has nothing at
+/// the child's path: the path of the same blob (a rename), else of a
+/// protected file whose whole audit log the child's keeps (a rename with
+/// changes). `None` when there is none (the file was created here).
+fn renamed_from(
+    r: &gix::Repository,
+    commit: &gix::Commit<'_>,
+    id: ObjectId,
+) -> Result<Option<String>> {
+    let parent = commit.id;
+    let tree = commit
+        .tree()
+        .map_err(|e| Error::git(format!("cannot read the tree of {parent}"), e))?;
+    let mut rec = gix::traverse::tree::Recorder::default();
+    tree.traverse()
+        .breadthfirst(&mut rec)
+        .map_err(|e| Error::git(format!("cannot walk tree {parent}"), e))?;
+    let blobs: Vec<(String, ObjectId)> = rec
+        .records
+        .into_iter()
+        .filter(|e| e.mode.is_blob())
+        .map(|e| (e.filepath.to_string(), e.oid))
+        .collect();
+    if let Some((p, _)) = blobs.iter().find(|(_, oid)| *oid == id) {
+        return Ok(Some(p.clone()));
+    }
+    let size_ok = |oid: &ObjectId| {
+        r.find_header(*oid)
+            .is_ok_and(|h| h.size() <= crate::codec::MAX_FILE_BYTES as u64)
+    };
+    if !size_ok(&id) {
+        return Ok(None);
+    }
+    let read = |oid: ObjectId| -> Option<ProtectedFile> {
+        let blob = r.find_blob(oid).ok()?;
+        ProtectedFile::from_bytes(&blob.data).ok()
+    };
+    let Some(child) = read(id) else {
+        return Ok(None);
+    };
+    for (p, oid) in &blobs {
+        if !(p.ends_with(".yaml") || p.ends_with(".yml")) || !size_ok(oid) {
+            continue;
+        }
+        if let Some(old) = read(*oid)
+            && !old.audit_log.is_empty()
+            && audit::match_parent(
+                &old.audit_log,
+                &child.audit_log,
+                Keep::Unordered,
+                Truncation::AtMost,
+            )
+            .is_ok()
+        {
+            return Ok(Some(p.clone()));
+        }
+    }
+    Ok(None)
 }
 
 fn blob_at(commit: &gix::Commit<'_>, path: &str) -> Result<Option<ObjectId>> {
@@ -238,14 +299,38 @@ pub fn check(repo: &Repo, path: &str, range: Option<&str>, skew: i64) -> Result<
     let mut seen = Vec::new();
     let mut first_parent: HashMap<ObjectId, ObjectId> = HashMap::new();
     let mut blob_of: HashMap<ObjectId, Option<ObjectId>> = HashMap::new();
+    let mut path_of: HashMap<ObjectId, String> = HashMap::new();
+    let mut child_blob: HashMap<ObjectId, ObjectId> = HashMap::new();
     for info in walk {
         let info = info.map_err(|e| Error::git("cannot walk history", e))?;
         let commit = r
             .find_commit(info.id)
             .map_err(|e| Error::git(format!("cannot read commit {}", info.id), e))?;
-        let blob = blob_at(&commit, path)?;
+        // The file's path here: as a child saw it, and where a child had
+        // the file but this commit has nothing there, where it was renamed
+        // from.
+        let mut here = path_of
+            .get(&info.id)
+            .cloned()
+            .unwrap_or_else(|| path.to_string());
+        let mut blob = blob_at(&commit, &here)?;
+        if blob.is_none()
+            && let Some(child) = child_blob.get(&info.id)
+            && let Some(old) = renamed_from(r, &commit, *child)?
+        {
+            blob = blob_at(&commit, &old)?;
+            here = old;
+        }
         blob_of.insert(info.id, blob);
         let parents: Vec<ObjectId> = commit.parent_ids().map(|p| p.detach()).collect();
+        for pid in &parents {
+            if !path_of.contains_key(pid) {
+                path_of.insert(*pid, here.clone());
+                if let Some(b) = blob {
+                    child_blob.insert(*pid, b);
+                }
+            }
+        }
         if let Some(p) = parents.first() {
             first_parent.insert(info.id, *p);
         }
@@ -276,7 +361,7 @@ pub fn check(repo: &Repo, path: &str, range: Option<&str>, skew: i64) -> Result<
                     let parent = r
                         .find_commit(*pid)
                         .map_err(|e| Error::git(format!("cannot read commit {pid}"), e))?;
-                    blob_at(&parent, path)?
+                    blob_at(&parent, path_of.get(pid).map_or(path, String::as_str))?
                 }
             };
             parents.push(pb);
@@ -465,21 +550,8 @@ fn check_stamps(
     finding: &MakeFinding<'_>,
     out: &mut Vec<Finding>,
 ) {
-    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
-    for &i in own {
-        let e = new.audit_log[i].as_str();
-        *counts.entry(e).or_default() += 1;
-    }
-    for (e, n) in &counts {
-        if *n > 1 {
-            out.push(finding(
-                Kind::DuplicateEntry,
-                None,
-                Some(e),
-                format!("audit entry appended {n} times: {e}"),
-            ));
-        }
-    }
+    // The same text twice is no finding: the same change made twice in
+    // one second (a script, a squash of such commits) writes it twice.
     for &i in own {
         let e = new.audit_log[i].as_str();
         let Some(ts) = audit::stamp(e) else {
