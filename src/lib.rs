@@ -41,8 +41,10 @@ pub mod crypto;
 pub mod envnames;
 pub mod error;
 pub mod git;
+pub mod import;
 pub mod model;
 pub mod ops;
+pub mod passcmd;
 pub mod store;
 
 pub use api::{Creds, Decrypted, KeyFile};

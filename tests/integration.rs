@@ -16,3 +16,4 @@ mod git_textconv_precommit;
 mod hostile;
 mod reliability;
 mod security;
+mod workflows;

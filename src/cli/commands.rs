@@ -17,9 +17,9 @@ use super::{Cli, Command, Fail, creds, exec};
 pub const COMPAT_VERSION: &str = "26.4.3";
 
 /// The protected file being worked on.
-struct Target {
-    path: PathBuf,
-    display: String,
+pub(super) struct Target {
+    pub(super) path: PathBuf,
+    pub(super) display: String,
     /// The bytes and parse of the last load, reused under the lock when
     /// the file has not changed in between (parsing is most of the cost
     /// of a write to a large file).
@@ -93,7 +93,7 @@ impl Target {
     }
 
     /// Load an existing file (exit 2 when missing).
-    fn load(&self) -> Result<ProtectedFile, Fail> {
+    pub(super) fn load(&self) -> Result<ProtectedFile, Fail> {
         if !self.path.exists() {
             return Err(Fail::msg(
                 2,
@@ -105,7 +105,7 @@ impl Target {
 
     /// Load a file the command will change, refusing early (before any
     /// prompt) when it cannot be written.
-    fn load_for_write(&self) -> Result<ProtectedFile, Fail> {
+    pub(super) fn load_for_write(&self) -> Result<ProtectedFile, Fail> {
         let file = self.load()?;
         self.check_writable()?;
         Ok(file)
@@ -134,7 +134,7 @@ impl Target {
 /// Apply a change under the file lock: re-read the file, apply `op`,
 /// optionally show the diff and ask, then write atomically. Re-reading
 /// under the lock is what makes concurrent writers all land.
-fn commit(
+pub(super) fn commit(
     cli: &Cli,
     t: &Target,
     who: Option<&Unlocked>,
@@ -291,6 +291,23 @@ pub fn run(cli: Cli) -> Result<(), Fail> {
             };
             resolve(&cli, side, *show, scope.clone(), entry.clone())
         }
+        Command::Edit { domain, yes } => super::workflows::edit(&cli, &t, domain, *yes),
+        Command::Import {
+            domain,
+            source,
+            format,
+            update,
+            dry_run,
+        } => super::workflows::import(
+            &cli,
+            &t,
+            domain,
+            source,
+            format.as_deref(),
+            *update,
+            *dry_run,
+        ),
+        Command::Access => super::workflows::access(&cli, &t),
         Command::CheckAuditLog { range, skew } => check_audit_log(&cli, range.as_deref(), *skew),
         Command::AddKeyCustodian => {
             t.load_for_write()?;

@@ -52,19 +52,31 @@ pub fn get(cli: &Cli, file: &ProtectedFile, display_path: &str) -> Result<Unlock
     let mut user_source = "argument".to_string();
     let mut pass: Option<SecretString> = None;
     let mut pass_source: Option<String> = None;
+    // Passphrase sources, first found wins: --passphrase-file,
+    // --passphrase-cmd, <PREFIX>_PASSPHRASE, <PREFIX>_PASSPHRASE_CMD, git
+    // config pprotect.passphraseCommand, then the prompt.
+    let mut cmd: Option<(String, String)> = None;
     if let Some(pf) = &cli.passphrase_file {
         let (p, abs) = read_passphrase_file(pf, 1)?;
         pass = Some(p);
         pass_source = Some(format!("passphrase file: {}", abs.display()));
+    } else if let Some(c) = &cli.passphrase_cmd {
+        cmd = Some((c.clone(), "--passphrase-cmd".to_string()));
     }
     if check_env {
         if user.is_none() {
             user = std::env::var(&user_var).ok();
             user_source = format!("env var: {user_var}");
         }
-        if pass.is_none() {
+        if pass.is_none() && cmd.is_none() {
             pass = std::env::var(&pass_var).ok().map(SecretString::from);
             pass_source = Some(format!("env var: {pass_var}"));
+        }
+    }
+    if pass.as_ref().is_none_or(|p| p.expose_secret().is_empty()) && cmd.is_none() {
+        cmd = pprotect::passcmd::configured(&cli.env_prefix, cli.ignore_env);
+        if cmd.is_some() {
+            pass = None;
         }
     }
     if interactive {
@@ -79,10 +91,15 @@ pub fn get(cli: &Cli, file: &ProtectedFile, display_path: &str) -> Result<Unlock
             user = Some(term::prompt("User email: ")?);
             user_source = "stdin".to_string();
         }
-        if pass.is_none() {
+        if pass.is_none() && cmd.is_none() {
             pass = Some(term::prompt_secret("Passphrase: ", false)?);
             pass_source = Some("stdin".to_string());
         }
+    }
+    if let Some((command, source)) = cmd {
+        let who = user.clone().unwrap_or_default();
+        pass = Some(run_passphrase_command(&command, &who)?);
+        pass_source = Some(format!("passphrase command from {source}"));
     }
     let creds = Sourced {
         user: user.unwrap_or_default(),
@@ -188,9 +205,37 @@ pub fn non_interactive(cli: &Cli) -> Result<Option<pprotect::Creds>, Fail> {
     };
     let pass = match &cli.passphrase_file {
         Some(pf) => Some(read_passphrase_file(pf, 2)?.0.expose_secret().to_string()),
-        None => env("PASSPHRASE"),
+        None => match &cli.passphrase_cmd {
+            Some(command) => Some(
+                run_passphrase_command(command, &user)?
+                    .expose_secret()
+                    .to_string(),
+            ),
+            None => match env("PASSPHRASE").filter(|p| !p.is_empty()) {
+                Some(p) => Some(p),
+                None => match pprotect::passcmd::configured(&cli.env_prefix, cli.ignore_env) {
+                    Some((command, _)) => Some(
+                        run_passphrase_command(&command, &user)?
+                            .expose_secret()
+                            .to_string(),
+                    ),
+                    None => None,
+                },
+            },
+        },
     };
     Ok(pass
         .filter(|p| !p.is_empty())
         .map(|p| pprotect::Creds::new(user, p)))
+}
+
+/// Run a passphrase command (errors exit 1 and name the command, never
+/// its output).
+fn run_passphrase_command(command: &str, user: &str) -> Result<SecretString, Fail> {
+    Ok(pprotect::passcmd::run(
+        command,
+        user,
+        pprotect::passcmd::timeout(),
+        term::stderr_is_tty(),
+    )?)
 }

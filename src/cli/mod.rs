@@ -6,6 +6,7 @@ pub mod creds;
 pub mod exec;
 pub mod json;
 pub mod term;
+pub mod workflows;
 
 use std::path::PathBuf;
 
@@ -86,6 +87,12 @@ Subcommands:
     update-secret       update a secret value in a domain
     rm-secret           remove a secret from a domain
 
+  Workflows:
+    edit DOMAIN         edit a domain's secrets in $VISUAL/$EDITOR (--yes)
+    import DOMAIN FILE  add secrets from a dotenv or JSON file, - for stdin
+                        (--format dotenv|json, --update, --dry-run)
+    access              who can read what: custodians x domains (--json)
+
   Secret Access:
     decrypt-domain      decrypt and display cleartext for a domain, with
                         optional format and secret filter
@@ -118,6 +125,7 @@ Flags:
   --ignore-env          ignore PPROTECT_USER / PPROTECT_PASSPHRASE
   -u, --user EMAIL      the acting user's email
   --passphrase-file P   read the passphrase from a file
+  --passphrase-cmd CMD  run CMD (sh -c, PPROTECT_USER set) for the passphrase
   --key-type TYPE       hard (default), fast or raw
   --output-format F     json (default), env or shell (decrypt-domain)
   --secret NAME         one secret only (decrypt-domain)
@@ -196,6 +204,9 @@ pub struct Cli {
     /// A file holding only the passphrase.
     #[arg(long, global = true)]
     pub passphrase_file: Option<PathBuf>,
+    /// A command that prints the passphrase (run with `sh -c`).
+    #[arg(long, global = true, value_name = "CMD")]
+    pub passphrase_cmd: Option<String>,
     /// hard, fast or raw.
     #[arg(long, global = true)]
     pub key_type: Option<String>,
@@ -358,6 +369,32 @@ pub enum Command {
         #[arg(long, requires = "uninstall")]
         attributes: bool,
     },
+    /// Edit a domain's secrets in $VISUAL / $EDITOR / vi.
+    Edit {
+        /// The domain.
+        domain: String,
+        /// Apply without asking; a buffer that does not parse is an error.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Add or update many secrets from a dotenv or JSON file (`-`: stdin).
+    Import {
+        /// The domain.
+        domain: String,
+        /// The file, or `-` for standard input.
+        source: String,
+        /// dotenv or json (default: by extension, else dotenv).
+        #[arg(long)]
+        format: Option<String>,
+        /// Update secrets that exist (otherwise they are refused).
+        #[arg(long)]
+        update: bool,
+        /// Print what would happen; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Who can read what: the custodian x domain matrix.
+    Access,
     /// Settle the protected file's merge conflicts, redoing the merge from
     /// git's index stages.
     Resolve {

@@ -115,6 +115,34 @@ pub fn stdout_is_tty() -> bool {
     io::stdout().is_terminal()
 }
 
+/// Whether stderr is a terminal.
+pub fn stderr_is_tty() -> bool {
+    io::stderr().is_terminal()
+}
+
+/// Whether stdin is a terminal.
+pub fn stdin_is_tty() -> bool {
+    io::stdin().is_terminal()
+}
+
+/// The terminal's width in columns: `COLUMNS`, else the terminal's, else 80.
+pub fn width() -> usize {
+    if let Some(w) = std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.trim().parse::<usize>().ok())
+        .filter(|w| *w > 0)
+    {
+        return w;
+    }
+    #[cfg(unix)]
+    if let Ok(ws) = rustix::termios::tcgetwinsize(io::stdout())
+        && ws.ws_col > 0
+    {
+        return ws.ws_col as usize;
+    }
+    80
+}
+
 /// A spinner on stderr while the key derivation runs, shown only when
 /// stderr is a terminal.
 pub struct Spinner {

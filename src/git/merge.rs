@@ -1205,11 +1205,25 @@ pub fn env_creds() -> Option<Creds> {
         .filter(|u| !u.is_empty())?;
     let pass = match std::env::var(format!("{prefix}_PASSPHRASE")) {
         Ok(p) if !p.is_empty() => p,
-        _ => {
-            let path = std::env::var_os("PPROTECT_PASSPHRASE_FILE")?;
-            let text = zeroize::Zeroizing::new(std::fs::read_to_string(path).ok()?);
-            text.trim().to_string()
-        }
+        _ => match std::env::var_os("PPROTECT_PASSPHRASE_FILE") {
+            Some(path) => {
+                let text = zeroize::Zeroizing::new(std::fs::read_to_string(path).ok()?);
+                text.trim().to_string()
+            }
+            None => {
+                // A configured passphrase command (a key-management
+                // system in CI). Its failure is reported, and the merge
+                // goes on without credentials.
+                let (cmd, _) = crate::passcmd::configured(&prefix, false)?;
+                match crate::passcmd::run(&cmd, &user, crate::passcmd::timeout(), false) {
+                    Ok(p) => secrecy::ExposeSecret::expose_secret(&p).to_string(),
+                    Err(e) => {
+                        eprintln!("pprotect merge-driver: {e}");
+                        return None;
+                    }
+                }
+            }
+        },
     };
     Some(Creds::new(user, pass))
 }
