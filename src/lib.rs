@@ -42,6 +42,7 @@ pub mod envnames;
 pub mod error;
 pub mod git;
 pub mod import;
+pub mod json;
 pub mod model;
 pub mod ops;
 pub mod passcmd;

@@ -1,6 +1,7 @@
 //! One function per subcommand, each a thin layer of prompts and output
 //! over the library.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use pprotect::ProtectedFile;
@@ -9,9 +10,9 @@ use pprotect::ops::{Unlocked, py_repr};
 use pprotect::store::{self, FileLock};
 use secrecy::SecretString;
 
-use super::json::{Json, dumps};
 use super::term::{self, errln, out, outln, prompt, prompt_secret, sanitize};
 use super::{Cli, Command, Fail, creds, exec};
+use pprotect::json;
 
 /// The Python tool's version this release is compatible with.
 pub const COMPAT_VERSION: &str = "26.4.3";
@@ -316,8 +317,7 @@ pub fn run(cli: Cli) -> Result<(), Fail> {
         Command::ListAuditLog => {
             let f = t.load()?;
             if cli.json {
-                let items = f.audit_log.iter().map(|e| Json::Str(e)).collect();
-                return outln(&dumps(&Json::Arr(items)));
+                return outln(&json::to_string(&f.audit_log));
             }
             let lines: Vec<String> = f.audit_log.iter().map(|e| sanitize(e)).collect();
             outln(&lines.join("\n"))
@@ -334,9 +334,7 @@ pub fn run(cli: Cli) -> Result<(), Fail> {
             let f = t.load()?;
             let names: Vec<&str> = f.domains.keys().map(String::as_str).collect();
             if cli.json {
-                return outln(&dumps(&Json::Arr(
-                    names.into_iter().map(Json::Str).collect(),
-                )));
+                return outln(&json::to_string(&names));
             }
             if names.is_empty() {
                 errln(&format!("(No domains in protected at {})", t.display));
@@ -355,9 +353,7 @@ pub fn run(cli: Cli) -> Result<(), Fail> {
             let d = f.domain(domain_name)?;
             let names: Vec<&str> = d.secrets.keys().map(String::as_str).collect();
             if cli.json {
-                return outln(&dumps(&Json::Arr(
-                    names.into_iter().map(Json::Str).collect(),
-                )));
+                return outln(&json::to_string(&names));
             }
             if names.is_empty() {
                 errln(&format!(
@@ -373,11 +369,7 @@ pub fn run(cli: Cli) -> Result<(), Fail> {
             let f = t.load()?;
             let map = f.all_secret_names();
             if cli.json {
-                let obj = map
-                    .iter()
-                    .map(|(k, ds)| (*k, Json::Arr(ds.iter().map(|d| Json::Str(d)).collect())))
-                    .collect();
-                return outln(&dumps(&Json::Obj(obj)));
+                return outln(&json::to_string(&map));
             }
             if map.is_empty() {
                 errln(&format!("(No secrets in protected at {})", t.display));
@@ -394,14 +386,11 @@ pub fn run(cli: Cli) -> Result<(), Fail> {
             let who = creds::get(&cli, &f, &t.display)?;
             let owned = f.owned_domains(who.name());
             if cli.json {
-                let obj = owned
+                let obj: BTreeMap<&str, Vec<&String>> = owned
                     .iter()
-                    .map(|d| {
-                        let names = f.domains[*d].secrets.keys().map(|s| Json::Str(s)).collect();
-                        (*d, Json::Arr(names))
-                    })
+                    .map(|d| (*d, f.domains[*d].secrets.keys().collect()))
                     .collect();
-                return outln(&dumps(&Json::Obj(obj)));
+                return outln(&json::to_string(&obj));
             }
             if owned.is_empty() {
                 errln(&format!(
@@ -726,11 +715,12 @@ fn decrypt_domain(cli: &Cli, t: &Target, domain: &str) -> Result<(), Fail> {
             out(&v)
         }
         (None | Some("json"), _) => {
-            let obj = selected
+            let obj: BTreeMap<&str, &str> = selected
                 .iter()
-                .map(|(k, v)| (*k, Json::Str(term::expose(v))))
+                .map(|(k, v)| (*k, term::expose(v)))
                 .collect();
-            let text = zeroize::Zeroizing::new(dumps(&Json::Obj(obj)) + "\n");
+            let mut text = json::to_secret_string(&obj);
+            text.push('\n');
             out(&text)
         }
         (Some(fmt), _) => {
@@ -930,25 +920,7 @@ fn check_audit_log(cli: &Cli, range: Option<&str>, skew: i64) -> Result<(), Fail
         errln(&format!("note: {}", sanitize(note)));
     }
     if cli.json {
-        fn opt(v: &Option<String>) -> Json<'_> {
-            v.as_deref().map_or(Json::Null, Json::Str)
-        }
-        let items = report
-            .findings
-            .iter()
-            .map(|f| {
-                Json::Obj(vec![
-                    ("commit", Json::Str(&f.commit)),
-                    ("kind", Json::Str(f.kind.as_str())),
-                    ("domain", opt(&f.domain)),
-                    ("secret", opt(&f.secret)),
-                    ("custodian", opt(&f.custodian)),
-                    ("entry", opt(&f.entry)),
-                    ("message", Json::Str(&f.message)),
-                ])
-            })
-            .collect();
-        outln(&dumps(&Json::Arr(items)))?;
+        outln(&json::to_string(&report.findings))?;
     } else {
         for f in &report.findings {
             outln(&sanitize(&format!(
@@ -1066,11 +1038,19 @@ fn resolve(
     // did a text merge where setup-git was never run).
     if side.is_none() && !merged.conflicts.is_empty() {
         if cli.json {
-            let items = merged
+            /// One conflict, for `resolve --json`.
+            #[derive(serde::Serialize)]
+            struct ConflictJson<'a> {
+                domain: Option<&'a str>,
+                entry: Option<&'a str>,
+                kind: &'a str,
+                reason: &'a str,
+            }
+            let items: Vec<ConflictJson<'_>> = merged
                 .conflicts
                 .iter()
                 .map(|c| {
-                    let (domain, name) = match &c.place {
+                    let (domain, entry) = match &c.place {
                         merge::Place::Custodian(x) => (None, Some(x.as_str())),
                         merge::Place::Domain(d) | merge::Place::PublicKey(d) => {
                             (Some(d.as_str()), None)
@@ -1080,15 +1060,15 @@ fn resolve(
                         }
                         merge::Place::AuditLog => (None, None),
                     };
-                    Json::Obj(vec![
-                        ("domain", domain.map_or(Json::Null, Json::Str)),
-                        ("entry", name.map_or(Json::Null, Json::Str)),
-                        ("kind", Json::Str(c.place.kind())),
-                        ("reason", Json::Str(&c.reason)),
-                    ])
+                    ConflictJson {
+                        domain,
+                        entry,
+                        kind: c.place.kind(),
+                        reason: &c.reason,
+                    }
                 })
                 .collect();
-            outln(&dumps(&Json::Arr(items)))?;
+            outln(&json::to_string(&items))?;
         } else {
             for c in &merged.conflicts {
                 outln(&sanitize(&format!("{}: {}", c.place, c.reason)))?;

@@ -4,7 +4,6 @@
 pub mod commands;
 pub mod creds;
 pub mod exec;
-pub mod json;
 pub mod term;
 pub mod workflows;
 

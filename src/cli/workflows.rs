@@ -530,18 +530,43 @@ pub(super) fn access(cli: &Cli, t: &Target) -> Result<(), Fail> {
     let custodians: Vec<&String> = f.custodians.keys().collect();
     let domains: Vec<&String> = f.domains.keys().collect();
     if cli.json {
-        let v = serde_json::json!({
-            "custodians": custodians.iter().map(|c| serde_json::json!({
-                "name": c,
-                "key_type": key_type_name(f.custodians[*c].key_type),
-                "domains": f.owned_domains(c),
-            })).collect::<Vec<_>>(),
-            "domains": domains.iter().map(|d| serde_json::json!({
-                "name": d,
-                "owners": f.domains[*d].owners.keys().collect::<Vec<_>>(),
-            })).collect::<Vec<_>>(),
-        });
-        return outln(&serde_json::to_string_pretty(&v).unwrap_or_default());
+        /// A custodian, for `access --json`.
+        #[derive(serde::Serialize)]
+        struct CustodianJson<'a> {
+            name: &'a str,
+            key_type: &'a str,
+            domains: Vec<&'a str>,
+        }
+        /// A domain, for `access --json`.
+        #[derive(serde::Serialize)]
+        struct DomainJson<'a> {
+            name: &'a str,
+            owners: Vec<&'a str>,
+        }
+        /// The whole matrix.
+        #[derive(serde::Serialize)]
+        struct AccessJson<'a> {
+            custodians: Vec<CustodianJson<'a>>,
+            domains: Vec<DomainJson<'a>>,
+        }
+        let v = AccessJson {
+            custodians: custodians
+                .iter()
+                .map(|c| CustodianJson {
+                    name: c,
+                    key_type: key_type_name(f.custodians[*c].key_type),
+                    domains: f.owned_domains(c),
+                })
+                .collect(),
+            domains: domains
+                .iter()
+                .map(|d| DomainJson {
+                    name: d,
+                    owners: f.domains[*d].owners.keys().map(String::as_str).collect(),
+                })
+                .collect(),
+        };
+        return outln(&pprotect::json::to_string(&v));
     }
     let width = term::width();
     let names: Vec<String> = custodians.iter().map(|c| sanitize(c)).collect();

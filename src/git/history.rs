@@ -28,8 +28,9 @@ use crate::audit::{self, Keep, Meaning, Obj, Truncation, meaning};
 use crate::error::{Error, Result};
 use crate::model::ProtectedFile;
 
-/// What a finding is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+/// What a finding is about (`--json`: its kebab-case name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Kind {
     /// A version of the file does not parse or validate.
     InvalidFile,
@@ -69,12 +70,14 @@ impl Kind {
     }
 }
 
-/// One inconsistency between the log and history.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One inconsistency between the log and history (`--json`: an object
+/// with these fields but the summary, keys sorted).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Finding {
     /// Full commit id.
     pub commit: String,
     /// The commit's summary line.
+    #[serde(skip)]
     pub summary: String,
     /// What kind of problem.
     pub kind: Kind,
