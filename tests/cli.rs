@@ -773,3 +773,55 @@ fn concurrent_writers_all_land() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+/// `pprotect man` renders a roff page naming every subcommand.
+#[test]
+fn man_page_names_every_subcommand() {
+    let env = Env::new();
+    let o = env.run(&["man"], "").ok();
+    assert!(
+        o.stdout.starts_with(".ie \\n(.g .ds Aq"),
+        "{}",
+        &o.stdout[..80.min(o.stdout.len())]
+    );
+    assert!(o.stdout.contains(".TH pprotect 1"));
+    for sub in [
+        "init",
+        "version",
+        "list-audit-log",
+        "truncate-audit-log",
+        "add-key-custodian",
+        "list-user-secrets",
+        "set-key-custodian-passphrase",
+        "rekey-custodian",
+        "rm-key-custodian",
+        "add-domain",
+        "add-owner",
+        "list-domains",
+        "rotate-domain-keys",
+        "migrate-owner",
+        "rm-owner",
+        "rm-domain",
+        "add-secret",
+        "list-domain-secrets",
+        "list-all-secrets",
+        "update-secret",
+        "rm-secret",
+        "decrypt-domain",
+        "exec",
+        "completions",
+        "setup-git",
+        "merge-driver",
+        "textconv",
+        "pre-commit",
+        "check-audit-log",
+        "resolve",
+        "edit",
+        "import",
+        "access",
+        "man",
+    ] {
+        let name = format!(".TH pprotect-{sub} 1");
+        assert!(o.stdout.contains(&name), "no page for {sub}");
+    }
+}

@@ -290,3 +290,54 @@ fn outside_a_repository_it_cannot_check() {
         o.stderr
     );
 }
+
+/// The pre-commit framework itself (`pre-commit` from PyPI, in the CI
+/// virtualenv beside the Python tool) runs our hook from this repository:
+/// it refuses a staged decrypted dump and passes a clean commit. The
+/// `pprotect-system` hook always; the `pprotect` hook, which makes the
+/// framework build pprotect with `cargo install` (minutes), only with
+/// `PPROTECT_TEST_PRECOMMIT_RUST=1`.
+#[test]
+fn the_pre_commit_framework_runs_our_hooks() {
+    let Some(venv) = crate::harness::python_venv() else {
+        return;
+    };
+    let framework = venv.join("bin/pre-commit");
+    if !framework.exists() {
+        assert!(std::env::var("CI").is_err(), "CI must install pre-commit into PPROTECT_PYTHON_VENV");
+        eprintln!("notice: pre-commit not installed; skipping");
+        return;
+    }
+    let mut hooks = vec!["pprotect-system"];
+    if std::env::var("PPROTECT_TEST_PRECOMMIT_RUST").is_ok_and(|v| v == "1") {
+        hooks.push("pprotect");
+    }
+    let this_repo = env!("CARGO_MANIFEST_DIR");
+    for hook in hooks {
+        let mut env = repo();
+        let cache = env.path().join("home/pre-commit-cache");
+        env.set("PRE_COMMIT_HOME", cache.to_str().unwrap());
+        let run = |env: &Env| {
+            env.run_with(
+                framework.to_str().unwrap(),
+                &["try-repo", this_repo, hook, "--verbose"],
+                "",
+                &[],
+            )
+        };
+        // A decrypted dump is refused.
+        let dump = env.run(&["decrypt-domain", "dev"], "").ok().stdout;
+        env.write("app.env", &dump);
+        env.git(&["add", "app.env"]).ok();
+        let o = run(&env);
+        assert_eq!(o.code, 1, "{hook}: {o:#?}");
+        assert!(o.stdout.contains("app.env"), "{hook}: {o:#?}");
+        // A clean commit passes.
+        env.git(&["rm", "-q", "--cached", "app.env"]).ok();
+        std::fs::remove_file(env.path().join("app.env")).unwrap();
+        env.write("README", "hello\n");
+        env.git(&["add", "README"]).ok();
+        let o = run(&env);
+        assert_eq!(o.code, 0, "{hook}: {o:#?}");
+    }
+}

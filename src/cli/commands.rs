@@ -240,6 +240,7 @@ pub fn run(cli: Cli) -> Result<(), Fail> {
             | Command::MergeDriver { .. }
             | Command::Textconv { .. }
             | Command::Version
+            | Command::Man
             | Command::Completions { .. }
     ) {
         setup_hint();
@@ -256,6 +257,24 @@ pub fn run(cli: Cli) -> Result<(), Fail> {
             let mut cmd = Cli::command();
             clap_complete::generate(*shell, &mut cmd, "pprotect", &mut std::io::stdout());
             Ok(())
+        }
+        Command::Man => {
+            use clap::CommandFactory;
+            // The pages of every subcommand, after the main one, so
+            // `man pprotect` says what each `--help` says.
+            let cmd = Cli::command();
+            let mut page = Vec::new();
+            let render = |c: &clap::Command, page: &mut Vec<u8>| {
+                clap_mangen::Man::new(c.clone())
+                    .render(page)
+                    .map_err(|e| Fail::msg(2, format!("cannot render the man page: {e}")))
+            };
+            render(&cmd, &mut page)?;
+            for sub in cmd.get_subcommands() {
+                let name = format!("pprotect-{}", sub.get_name());
+                render(&sub.clone().name(name), &mut page)?;
+            }
+            out(&String::from_utf8_lossy(&page))
         }
         Command::Init => init(&cli, &t),
         Command::Textconv { path } => {

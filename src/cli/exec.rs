@@ -85,28 +85,42 @@ pub fn build_env(
     Ok(env)
 }
 
-/// Replace this process with `command`, in `env`. Returns only on failure.
+/// Run `command` in `env`: on Unix by replacing this process (`exec(2)`),
+/// elsewhere by spawning it, waiting, and passing its exit status
+/// through. Returns only with how this process must end.
 pub fn exec(command: &[String], env: &BTreeMap<String, SecretString>) -> Fail {
-    use std::os::unix::process::CommandExt;
     let mut cmd = std::process::Command::new(&command[0]);
     cmd.args(&command[1..]).env_clear();
     for (k, v) in env {
         cmd.env(k, v.expose_secret());
     }
-    let err = cmd.exec();
-    let code = if err.kind() == std::io::ErrorKind::NotFound {
-        127
-    } else {
-        126
+    let cannot = |err: std::io::Error| {
+        let code = if err.kind() == std::io::ErrorKind::NotFound {
+            127
+        } else {
+            126
+        };
+        Fail::msg(
+            code,
+            format!(
+                "cannot run {}: {}",
+                command[0],
+                pprotect::error::strerror(&err)
+            ),
+        )
     };
-    Fail::msg(
-        code,
-        format!(
-            "cannot run {}: {}",
-            command[0],
-            pprotect::error::strerror(&err)
-        ),
-    )
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        cannot(cmd.exec())
+    }
+    #[cfg(not(unix))]
+    {
+        match cmd.status() {
+            Ok(status) => Fail::Quiet(status.code().unwrap_or(1)),
+            Err(e) => cannot(e),
+        }
+    }
 }
 
 #[cfg(test)]

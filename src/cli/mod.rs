@@ -112,6 +112,7 @@ Subcommands:
     pre-commit          check the staged change for plaintext secrets
 
   completions           print a shell completion script (bash, zsh, fish)
+  man                   print the man page (roff): pprotect man | man -l -
 
 
 Flags:
@@ -175,6 +176,7 @@ pub const SUBCOMMANDS: &[&str] = &[
 #[derive(Debug, Parser)]
 #[command(
     name = "pprotect",
+    about = "People-centric, serverless secret management in a protected.yaml versioned by git; a successor to pocket_protector",
     disable_help_subcommand = true,
     disable_help_flag = true,
     override_help = HELP
@@ -368,6 +370,8 @@ pub enum Command {
         #[arg(long, requires = "uninstall")]
         attributes: bool,
     },
+    /// Print the man page (roff), generated from these definitions.
+    Man,
     /// Edit a domain's secrets in $VISUAL / $EDITOR / vi.
     Edit {
         /// The domain.
