@@ -307,6 +307,22 @@ fn counts<'a>(log: impl IntoIterator<Item = &'a String>) -> HashMap<&'a str, usi
     c
 }
 
+/// The entries of `log` beyond those `other` holds (a multiset
+/// difference, in `log`'s order).
+pub fn beyond<'l>(log: &'l [String], other: &[String]) -> Vec<&'l str> {
+    let mut have = counts(other);
+    log.iter()
+        .filter(|e| match have.get_mut(e.as_str()) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                false
+            }
+            _ => true,
+        })
+        .map(String::as_str)
+        .collect()
+}
+
 /// Which entries of `new` match `parent[from..]`, or `None` when some do
 /// not. `new_from` skips a leading truncation entry.
 fn matched(parent: &[String], new: &[String], new_from: usize, keep: Keep) -> Option<Vec<bool>> {
@@ -401,15 +417,8 @@ pub fn match_parent(
             return Ok(unmatched(mask, 1));
         }
     }
-    // Report what is missing (multiset difference).
-    let mut have = counts(new);
-    let mut missing = Vec::new();
-    for e in parent {
-        match have.get_mut(e.as_str()) {
-            Some(n) if *n > 0 => *n -= 1,
-            _ => missing.push(e.clone()),
-        }
-    }
+    // Report what is missing.
+    let mut missing: Vec<String> = beyond(parent, new).into_iter().map(String::from).collect();
     if missing.is_empty() {
         missing.push("(entries reordered)".into());
     }

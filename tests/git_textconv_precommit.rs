@@ -304,7 +304,10 @@ fn the_pre_commit_framework_runs_our_hooks() {
     };
     let framework = venv.join("bin/pre-commit");
     if !framework.exists() {
-        assert!(std::env::var("CI").is_err(), "CI must install pre-commit into PPROTECT_PYTHON_VENV");
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI must install pre-commit into PPROTECT_PYTHON_VENV"
+        );
         eprintln!("notice: pre-commit not installed; skipping");
         return;
     }
@@ -317,6 +320,17 @@ fn the_pre_commit_framework_runs_our_hooks() {
         let mut env = repo();
         let cache = env.path().join("home/pre-commit-cache");
         env.set("PRE_COMMIT_HOME", cache.to_str().unwrap());
+        // The `rust` hook builds with this machine's toolchain (rustup's
+        // homes, which the private HOME would hide).
+        if let Some(home) = std::env::var_os("HOME") {
+            let home = std::path::PathBuf::from(home);
+            for (var, dir) in [("RUSTUP_HOME", ".rustup"), ("CARGO_HOME", ".cargo")] {
+                let path = std::env::var_os(var)
+                    .map(std::path::PathBuf::from)
+                    .unwrap_or_else(|| home.join(dir));
+                env.set(var, path.to_str().unwrap());
+            }
+        }
         let run = |env: &Env| {
             env.run_with(
                 framework.to_str().unwrap(),

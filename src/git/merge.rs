@@ -21,7 +21,7 @@
 //! alone is wrapped in git-style markers; it does not parse until they are
 //! resolved, and keeping one side of each block leaves a valid file.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::api::Creds;
 use crate::audit;
@@ -722,7 +722,7 @@ impl<'a> State<'a> {
     /// merge applies to ours that no entry explains (a revert removing a
     /// secret, restoring an older value), stamped now.
     fn explain_changes(&mut self, actor: &str) {
-        let added = multiset_minus(&self.merged.audit_log, &self.ours.audit_log);
+        let added = audit::beyond(&self.merged.audit_log, &self.ours.audit_log);
         let mut texts = audit::explain(self.ours, &self.merged, &added, actor);
         // A merge commit answers to theirs too: a change from theirs'
         // version that no entry theirs lacks explains gets its entry. (Two
@@ -732,7 +732,7 @@ impl<'a> State<'a> {
         let from_theirs = if self.single_parent {
             Vec::new()
         } else {
-            let not_in_theirs = multiset_minus(&self.merged.audit_log, &self.theirs.audit_log);
+            let not_in_theirs = audit::beyond(&self.merged.audit_log, &self.theirs.audit_log);
             audit::explain(self.theirs, &self.merged, &not_in_theirs, actor)
         };
         for text in from_theirs {
@@ -867,7 +867,7 @@ impl<'a> State<'a> {
             Place::AuditLog => return,
         };
         let (domains, custodians) = audit::names(self.ours, self.theirs);
-        let rejected: Vec<String> = multiset_minus(&self.merged.audit_log, &self.ours.audit_log)
+        let rejected: Vec<String> = audit::beyond(&self.merged.audit_log, &self.ours.audit_log)
             .into_iter()
             .filter(|e| audit::meaning(e, &domains, &custodians).is_some_and(|m| m.primary == obj))
             .map(String::from)
@@ -949,7 +949,7 @@ impl<'a> State<'a> {
         let (domains, custodians) = audit::names(self.ours, &self.merged);
         let changed = audit::changes(self.ours, &self.merged);
         let added: Vec<(String, Option<audit::Obj>)> =
-            multiset_minus(&self.merged.audit_log, &self.ours.audit_log)
+            audit::beyond(&self.merged.audit_log, &self.ours.audit_log)
                 .into_iter()
                 .map(|e| {
                     let obj = audit::meaning(e, &domains, &custodians).map(|m| m.primary);
@@ -1175,24 +1175,6 @@ fn entry_lines(place: &Place, v: &Versions) -> (String, String) {
         }
     };
     (side(0), side(1))
-}
-
-/// The entries of `log` beyond those `other` holds (multiset difference).
-fn multiset_minus<'l>(log: &'l [String], other: &[String]) -> Vec<&'l str> {
-    let mut have: HashMap<&str, usize> = HashMap::new();
-    for e in other {
-        *have.entry(e.as_str()).or_default() += 1;
-    }
-    log.iter()
-        .filter(|e| match have.get_mut(e.as_str()) {
-            Some(n) if *n > 0 => {
-                *n -= 1;
-                false
-            }
-            _ => true,
-        })
-        .map(String::as_str)
-        .collect()
 }
 
 /// Credentials usable by the merge driver without prompting, from
