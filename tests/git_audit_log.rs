@@ -270,3 +270,57 @@ fn cannot_check_outside_history() {
         o.stderr
     );
 }
+
+/// Re-checks are incremental: history verified clean before is skipped
+/// (recorded in the git directory), a version change or `--no-cache`
+/// checks it all again, and a commit the cache never saw verified is
+/// always checked.
+#[test]
+fn rechecks_are_incremental_and_never_trust_unverified_commits() {
+    let env = clean_history();
+    let o = env.run(&["check-audit-log"], "").ok();
+    assert!(
+        o.stdout
+            .ends_with("0 finding(s) in 9 commit(s) changing protected.yaml\n"),
+        "{}",
+        o.stdout
+    );
+    env.run(&["add-secret"], "dev\nnew-one\nv\n").ok();
+    env.commit_all("new one");
+    let o = env.run(&["check-audit-log"], "").ok();
+    assert!(
+        o.stdout.contains("0 finding(s) in 1 commit(s) changing protected.yaml (earlier history verified clean before"),
+        "{}",
+        o.stdout
+    );
+    let o = env.run(&["check-audit-log", "--no-cache"], "").ok();
+    assert!(
+        o.stdout
+            .ends_with("0 finding(s) in 10 commit(s) changing protected.yaml\n"),
+        "{}",
+        o.stdout
+    );
+    // Another pprotect version (or rule set) does not reuse the record.
+    let cache = env.path().join(".git/pprotect/check-audit-log.cache");
+    let text = std::fs::read_to_string(&cache).unwrap();
+    std::fs::write(&cache, text.replace(env!("CARGO_PKG_VERSION"), "0.0.0")).unwrap();
+    let o = env.run(&["check-audit-log"], "").ok();
+    assert!(
+        o.stdout
+            .ends_with("0 finding(s) in 10 commit(s) changing protected.yaml\n"),
+        "{}",
+        o.stdout
+    );
+    // A rewritten history: its new commits were never verified, and a
+    // hand edit among them is reported, run after run.
+    env.git(&["reset", "-q", "--hard", "HEAD~2"]).ok();
+    let c = tamper(
+        &env,
+        |t| t.replace("secret-k1:", "secret-k1-copy: AAAA\n  secret-k1:"),
+        "rewritten",
+    );
+    for _ in 0..2 {
+        let o = env.run(&["check-audit-log"], "").code(1);
+        assert!(o.stdout.contains(&c), "{}", o.stdout);
+    }
+}

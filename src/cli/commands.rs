@@ -328,7 +328,11 @@ pub fn run(cli: Cli) -> Result<(), Fail> {
             *dry_run,
         ),
         Command::Access => super::workflows::access(&cli, &t),
-        Command::CheckAuditLog { range, skew } => check_audit_log(&cli, range.as_deref(), *skew),
+        Command::CheckAuditLog {
+            range,
+            skew,
+            no_cache,
+        } => check_audit_log(&cli, range.as_deref(), *skew, *no_cache),
         Command::AddKeyCustodian => {
             t.load_for_write()?;
             add_key_custodian(&cli, &t, false)
@@ -931,10 +935,10 @@ fn setup_git(cli: &Cli, check: bool, uninstall: bool, attributes: bool) -> Resul
     Ok(())
 }
 
-fn check_audit_log(cli: &Cli, range: Option<&str>, skew: i64) -> Result<(), Fail> {
+fn check_audit_log(cli: &Cli, range: Option<&str>, skew: i64, no_cache: bool) -> Result<(), Fail> {
     use pprotect::git::history;
     let (repo, path) = repo_target(cli)?;
-    let report = history::check(&repo, &path, range, skew)?;
+    let report = history::check(&repo, &path, range, skew, !no_cache)?;
     for note in &report.notes {
         errln(&format!("note: {}", sanitize(note)));
     }
@@ -950,10 +954,15 @@ fn check_audit_log(cli: &Cli, range: Option<&str>, skew: i64) -> Result<(), Fail
             )))?;
         }
         outln(&format!(
-            "{} finding(s) in {} commit(s) changing {}",
+            "{} finding(s) in {} commit(s) changing {}{}",
             report.findings.len(),
             report.commits_checked,
-            sanitize(&path)
+            sanitize(&path),
+            if report.cached {
+                " (earlier history verified clean before; --no-cache checks it again)"
+            } else {
+                ""
+            }
         ))?;
     }
     if report.findings.is_empty() {

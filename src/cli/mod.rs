@@ -106,7 +106,7 @@ Subcommands:
     resolve [--ours|--theirs|--show] [DOMAIN [ENTRY]]
                         list or settle the protected file's merge conflicts
     check-audit-log     cross-check the audit log against git history
-                        (--range A..B, --json, --skew SECONDS)
+                        (--range A..B, --json, --skew SECONDS, --no-cache)
     textconv FILE       print a protected file as names and fingerprints
                         (git diff textconv)
     pre-commit          check the staged change for plaintext secrets
@@ -424,6 +424,10 @@ pub enum Command {
         /// Allowed clock skew, in seconds.
         #[arg(long, default_value_t = 600)]
         skew: i64,
+        /// Check all history again, ignoring (and not updating) the record
+        /// of commits verified clean before.
+        #[arg(long)]
+        no_cache: bool,
     },
     /// Print a protected file as names and fingerprints (git diff textconv).
     Textconv {

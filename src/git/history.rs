@@ -105,6 +105,75 @@ pub struct Report {
     /// back to the reverted commit's parent, entries and all), accepted as
     /// the exact inverse of a commit in the checked history.
     pub notes: Vec<String>,
+    /// Whether history verified clean by an earlier run was skipped.
+    pub cached: bool,
+}
+
+/// The rules version: bump it whenever what check-audit-log accepts or
+/// reports changes, so earlier verdicts are not reused.
+const RULES: &str = "rules-2";
+
+/// Commits an earlier run verified clean (with all their history), kept
+/// in the repository's git directory (never committed, so never shared):
+/// one line per verified tip, keyed by pprotect's version and rules, the
+/// file's path and the skew. Only this code writes it, after a clean
+/// check; `--no-cache` bypasses it.
+struct Cache {
+    file: std::path::PathBuf,
+    key: String,
+}
+
+impl Cache {
+    fn new(repo: &Repo, path: &str, skew: i64) -> Cache {
+        Cache {
+            file: repo
+                .repo
+                .common_dir()
+                .join("pprotect")
+                .join("check-audit-log.cache"),
+            key: format!("{} {RULES}\t{skew}\t{path}\t", env!("CARGO_PKG_VERSION")),
+        }
+    }
+
+    /// The verified tips that still exist here.
+    fn load(&self, r: &gix::Repository) -> Vec<ObjectId> {
+        let Ok(Some(bytes)) = crate::store::read_regular_no_link(&self.file, 1 << 20) else {
+            return Vec::new();
+        };
+        String::from_utf8_lossy(&bytes)
+            .lines()
+            .filter_map(|l| l.strip_prefix(&self.key))
+            .filter_map(|id| ObjectId::from_hex(id.trim().as_bytes()).ok())
+            .filter(|id| r.find_commit(*id).is_ok())
+            .collect()
+    }
+
+    /// Remember `tip` (best effort: a cache that cannot be written only
+    /// costs time).
+    fn add(&self, tip: ObjectId) {
+        let Some(dir) = self.file.parent() else {
+            return;
+        };
+        if std::fs::create_dir_all(dir).is_err() {
+            return;
+        }
+        let mut text = crate::store::read_regular_no_link(&self.file, 1 << 20)
+            .ok()
+            .flatten()
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
+        // Keep the file small: the newest 64 lines.
+        let mut lines: Vec<&str> = text.lines().collect();
+        let start = lines.len().saturating_sub(63);
+        lines.drain(..start);
+        let mut out = lines.join("\n");
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        out.push_str(&format!("{}{tip}\n", self.key));
+        text = out;
+        let _ = crate::store::write_atomic(&self.file, text.as_bytes());
+    }
 }
 
 /// The commit a `git revert` commit message names (`This reverts commit
@@ -267,7 +336,13 @@ const CHUNK: usize = 256;
 /// Check the history of `path` (relative to the repository root) in the
 /// commits reachable from `range`'s tip (`A..B`, or a single revision;
 /// HEAD by default).
-pub fn check(repo: &Repo, path: &str, range: Option<&str>, skew: i64) -> Result<Report> {
+pub fn check(
+    repo: &Repo,
+    path: &str,
+    range: Option<&str>,
+    skew: i64,
+    use_cache: bool,
+) -> Result<Report> {
     let r = &repo.repo;
     let (tip, hidden) = match range {
         None => ("HEAD", None),
@@ -282,9 +357,22 @@ pub fn check(repo: &Repo, path: &str, range: Option<&str>, skew: i64) -> Result<
             .map_err(|e| Error::git(format!("cannot resolve {s}"), e))
     };
     let tip = resolve(tip)?;
-    let mut walk = r.rev_walk([tip]);
+    // Commits verified clean by an earlier run, with all their history.
+    let record = use_cache.then(|| Cache::new(repo, path, skew));
+    let verified = record.as_ref().map(|c| c.load(r)).unwrap_or_default();
+    if verified.contains(&tip) {
+        return Ok(Report {
+            cached: true,
+            ..Report::default()
+        });
+    }
+    let mut hide: Vec<ObjectId> = verified.clone();
     if let Some(a) = hidden {
-        walk = walk.with_hidden([resolve(a)?]);
+        hide.push(resolve(a)?);
+    }
+    let mut walk = r.rev_walk([tip]);
+    if !hide.is_empty() {
+        walk = walk.with_hidden(hide);
     }
     let walk = walk
         .all()
@@ -403,7 +491,7 @@ pub fn check(repo: &Repo, path: &str, range: Option<&str>, skew: i64) -> Result<
             parents,
         });
     }
-    if !ever_present {
+    if !ever_present && verified.is_empty() {
         return Err(Error::git(path, "was never committed in this history"));
     }
 
@@ -446,10 +534,19 @@ pub fn check(repo: &Repo, path: &str, range: Option<&str>, skew: i64) -> Result<
     }
     per_commit.reverse();
     notes.reverse();
+    let findings: Vec<Finding> = per_commit.into_iter().flatten().collect();
+    // A clean check of a whole history (no range start) is remembered.
+    if findings.is_empty()
+        && hidden.is_none()
+        && let Some(c) = &record
+    {
+        c.add(tip);
+    }
     Ok(Report {
         commits_checked: tasks.len(),
-        findings: per_commit.into_iter().flatten().collect(),
+        findings,
         notes,
+        cached: !verified.is_empty(),
     })
 }
 
