@@ -47,7 +47,14 @@ pub fn run(cmd: &str, user: &str, limit: Duration, show_stderr: bool) -> Result<
         .arg("-c")
         .arg(cmd)
         .env("PPROTECT_USER", user)
-        .stdin(Stdio::inherit())
+        // A terminal is the command's to use (a password manager asking to
+        // unlock); piped input is pprotect's own (prompt answers), so the
+        // command gets none of it.
+        .stdin(if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(if show_stderr {
             Stdio::inherit()

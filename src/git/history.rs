@@ -201,6 +201,43 @@ struct Task {
     parents: Vec<Option<ObjectId>>,
 }
 
+/// Whether reverting `x` (the file `before` at its child, `after` now)
+/// restores exactly the file of `x`'s parent: `x`'s file is `before` and
+/// `x`'s parent's is `after`. `x` may lie outside the walked history (an
+/// earlier run verified it): then it is read here.
+#[allow(clippy::too_many_arguments)]
+fn reverts_exactly(
+    r: &gix::Repository,
+    blob_of: &HashMap<ObjectId, Option<ObjectId>>,
+    first_parent: &HashMap<ObjectId, ObjectId>,
+    path_of: &HashMap<ObjectId, String>,
+    path: &str,
+    x: ObjectId,
+    before: Option<ObjectId>,
+    after: Option<ObjectId>,
+) -> bool {
+    let at = |id: ObjectId| -> Option<Option<ObjectId>> {
+        if let Some(b) = blob_of.get(&id) {
+            return Some(*b);
+        }
+        let commit = r.find_commit(id).ok()?;
+        blob_at(&commit, path_of.get(&id).map_or(path, String::as_str)).ok()
+    };
+    let Some(x_blob) = at(x) else { return false };
+    let xp = match first_parent.get(&x) {
+        Some(p) => *p,
+        None => match r
+            .find_commit(x)
+            .ok()
+            .and_then(|c| c.parent_ids().next().map(|p| p.detach()))
+        {
+            Some(p) => p,
+            None => return false,
+        },
+    };
+    x_blob == before && at(xp) == Some(after)
+}
+
 /// Where a child's file (blob `id`) was in `commit`, which has nothing at
 /// the child's path: the path of the same blob (a rename), else of a
 /// protected file whose whole audit log the child's keeps (a rename with
@@ -471,9 +508,16 @@ pub fn check(
         // X's parent's file as it is (no driver runs). Accepted when it is
         // exactly that: the parent's file is X's, the new one X's parent's.
         if let Some(x) = c.reverts
-            && blob_of.get(&x) == Some(&parents[0])
-            && let Some(xp) = first_parent.get(&x)
-            && blob_of.get(xp) == Some(&c.blob)
+            && reverts_exactly(
+                r,
+                &blob_of,
+                &first_parent,
+                &path_of,
+                path,
+                x,
+                parents[0],
+                c.blob,
+            )
         {
             notes.push(format!(
                 "{} {}: reverts {} exactly (git ran no merge driver, so its audit entries went with it)",
