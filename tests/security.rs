@@ -476,3 +476,36 @@ fn check_audit_log_holes() {
     );
     assert!(t.elapsed() < std::time::Duration::from_secs(5));
 }
+
+/// The same swap done thoroughly: the attacker also seals their new key
+/// to the owner (owners' public keys are public) and re-seals the secrets
+/// with values of their own. The owner opens the new key from their own
+/// entry, but the old values were not carried over: no re-sealing.
+#[test]
+fn a_swapped_key_sealed_to_the_owner_still_does_not_verify() {
+    let env = repo();
+    git(&env, &["checkout", "-q", "-b", "attack"]);
+    let attacker = SecretKey::generate();
+    let mut f = load(&env);
+    let owner_pk = f.custodians[A].public_key;
+    let d = f.domains.get_mut("dev").unwrap();
+    d.public_key = attacker.public_key();
+    d.owners.insert(
+        A.to_string(),
+        crypto::seal(&owner_pk, &attacker.to_bytes()[..]),
+    );
+    for v in d.secrets.values_mut() {
+        *v = crypto::seal(&attacker.public_key(), b"guessed");
+    }
+    f.log("rotated key for domain dev".into());
+    store(&env, &f);
+    env.commit_all("rotate dev");
+    git(&env, &["checkout", "-q", "main"]);
+    env.run(&["add-secret"], "dev\napi-token\ntop-secret\n")
+        .ok();
+    env.commit_all("api token");
+    let o = merge_as_owner(&env, "attack");
+    assert_eq!(o.code, 1, "{o:#?}");
+    assert!(o.stderr.contains("does not verify"), "{}", o.stderr);
+    assert!(!o.stderr.contains("re-sealed secret"), "{}", o.stderr);
+}

@@ -515,13 +515,13 @@ impl<'a> State<'a> {
                 let (secrets, owners) = Self::changed_entries(Some(b), other);
                 // A new key is only ever sealed to after it verifies: the
                 // merging owner opens it from the rotating side's own owner
-                // entry, and it matches that side's public key.
+                // entry, it matches that side's public key, and the rotation
+                // carried the old values over (which only someone holding
+                // the old key can do; anyone can seal a key of their own to
+                // an owner's public key).
                 let rotated_file = self.file(other_side(side));
-                let verified = !secrets.is_empty()
-                    && self
-                        .keys
-                        .as_mut()
-                        .is_some_and(|k| k.domain_key(rotated_file, &name).is_some());
+                let verified =
+                    !secrets.is_empty() && self.rotation_verifies(&name, b, rotated, rotated_file);
                 for s in secrets {
                     let place = Place::Secret(name.clone(), s.clone());
                     if self.has_conflict(&place) {
@@ -676,6 +676,54 @@ impl<'a> State<'a> {
         };
         self.conflict(place, reason, versions);
         self.stale.push((self.conflicts.len() - 1, side));
+    }
+
+    /// Whether the rotated key of `domain` verifies for the merging owner:
+    /// it opens from `rotated_file`'s own owner entry and matches its
+    /// public key, and every secret base had that the rotation kept (and
+    /// its log does not say it updated) decrypts under the new key to the
+    /// value it had under the old one, at least one of them.
+    fn rotation_verifies(
+        &mut self,
+        domain: &str,
+        base: &Domain,
+        rotated: &Domain,
+        rotated_file: &ProtectedFile,
+    ) -> bool {
+        let base_file = self.base;
+        let Some(keys) = self.keys.as_mut() else {
+            return false;
+        };
+        let Some(new_sk) = keys.domain_key(rotated_file, domain) else {
+            return false;
+        };
+        let Some(old_sk) = keys.domain_key(base_file, domain) else {
+            return false;
+        };
+        let (domains, custodians) = audit::names(base_file, rotated_file);
+        let updated: BTreeSet<String> =
+            audit::beyond(&rotated_file.audit_log, &base_file.audit_log)
+                .into_iter()
+                .filter_map(|e| audit::meaning(e, &domains, &custodians))
+                .filter_map(|m| match m.primary {
+                    audit::Obj::Secret(d, s) if d == domain => Some(s),
+                    _ => None,
+                })
+                .collect();
+        let mut compared = 0;
+        for (name, old) in &base.secrets {
+            let Some(new) = rotated.secrets.get(name) else {
+                continue;
+            };
+            if updated.contains(name) {
+                continue;
+            }
+            match (old_sk.unseal(old), new_sk.unseal(new)) {
+                (Some(a), Some(b)) if a == b => compared += 1,
+                _ => return false,
+            }
+        }
+        compared > 0
     }
 
     /// Re-seal a secret that `side` sealed to the old domain key, to the
