@@ -825,3 +825,63 @@ fn man_page_names_every_subcommand() {
         assert!(o.stdout.contains(&name), "no page for {sub}");
     }
 }
+
+/// Run `pprotect ARGS` under a pseudo-terminal (`script`), so stderr is a
+/// terminal; `None` where `script` is not installed.
+fn under_a_terminal(env: &Env, args: &str, extra: &[(&str, &str)]) -> Option<String> {
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        assert!(std::env::var("CI").is_err(), "CI needs script (util-linux)");
+        eprintln!("notice: script not installed; skipping the terminal test");
+        return None;
+    }
+    let cmd = format!("{} {args}", crate::harness::bin());
+    let o = env.run_with("script", &["-qec", &cmd, "/dev/null"], "", extra);
+    Some(o.stdout)
+}
+
+/// On a terminal, long work shows progress on stderr, with the same look
+/// for the key derivation; never in `--json` output, and never when
+/// stderr is not a terminal.
+#[test]
+fn progress_only_on_a_terminal() {
+    let mut env = Env::new();
+    env.git_init();
+    env.init_fast("a@example.com", "pw-a");
+    env.run(&["add-domain"], "dev\n").ok();
+    for i in 0..3 {
+        env.run(&["add-secret"], &format!("dev\ns{i}\nv\n")).ok();
+        env.commit_all(&format!("s{i}"));
+    }
+    let now = [("PPROTECT_PROGRESS_AFTER_MS", "0"), ("TERM", "xterm")];
+    let Some(out) = under_a_terminal(&env, "check-audit-log --no-cache", &now) else {
+        return;
+    };
+    assert!(out.contains("checking commits"), "{out:?}");
+    // Cleared before the total is printed.
+    assert!(
+        out.contains("\u{1b}[2K0 finding(s) in 3 commit(s)"),
+        "{out:?}"
+    );
+    let out = under_a_terminal(&env, "check-audit-log --no-cache --json", &now).unwrap();
+    assert!(!out.contains("checking commits"), "{out:?}");
+    let o = env
+        .run_with(
+            crate::harness::bin(),
+            &["check-audit-log", "--no-cache"],
+            "",
+            &now,
+        )
+        .ok();
+    assert_eq!(o.stderr, "");
+    // The key derivation's spinner.
+    let out = under_a_terminal(&env, "decrypt-domain dev", &now).unwrap();
+    assert!(out.contains("deriving key ... 64 MiB"), "{out:?}");
+    let o = env
+        .run_with(crate::harness::bin(), &["decrypt-domain", "dev"], "", &now)
+        .ok();
+    assert_eq!(o.stderr, "");
+}

@@ -938,7 +938,13 @@ fn setup_git(cli: &Cli, check: bool, uninstall: bool, attributes: bool) -> Resul
 fn check_audit_log(cli: &Cli, range: Option<&str>, skew: i64, no_cache: bool) -> Result<(), Fail> {
     use pprotect::git::history;
     let (repo, path) = repo_target(cli)?;
-    let report = history::check(&repo, &path, range, skew, !no_cache)?;
+    // Never in --json output, and only on a terminal (see term::Progress).
+    let mut progress = term::Progress::new("commits", !cli.json);
+    let report =
+        history::check_with_progress(&repo, &path, range, skew, !no_cache, &mut |done, total| {
+            progress.update(done, total)
+        })?;
+    drop(progress);
     for note in &report.notes {
         errln(&format!("note: {}", sanitize(note)));
     }

@@ -3,10 +3,10 @@
 //! stdin is not a terminal, and file-sourced text sanitized before display.
 
 use std::io::{self, BufRead, IsTerminal, Write};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use secrecy::{ExposeSecret, SecretString};
 use zeroize::Zeroizing;
@@ -143,46 +143,63 @@ pub fn width() -> usize {
     80
 }
 
+/// How long work runs before progress shows, in milliseconds:
+/// `PPROTECT_PROGRESS_AFTER_MS`, else 1000 (a spinner for the key
+/// derivation: 150).
+fn progress_after(default_ms: u64) -> Duration {
+    Duration::from_millis(
+        std::env::var("PPROTECT_PROGRESS_AFTER_MS")
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(default_ms),
+    )
+}
+
+/// The look shared by every progress display: cyan spinner, then text.
+fn style(template: &str) -> indicatif::ProgressStyle {
+    indicatif::ProgressStyle::with_template(template)
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner())
+        .tick_chars("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏ ")
+        .progress_chars("=> ")
+}
+
 /// A spinner on stderr while the key derivation runs, shown only when
-/// stderr is a terminal.
+/// stderr is a terminal (after a short delay, so fast derivations print
+/// nothing), gone when dropped.
 pub struct Spinner {
     stop: Arc<AtomicBool>,
     handle: Option<thread::JoinHandle<()>>,
-    shown: Arc<Mutex<bool>>,
 }
 
 impl Spinner {
-    /// Start spinning with `message` (after a short delay, so fast
-    /// derivations print nothing).
+    /// Start spinning with `message`.
     pub fn start(message: String) -> Spinner {
         let stop = Arc::new(AtomicBool::new(false));
-        let shown = Arc::new(Mutex::new(false));
         if !io::stderr().is_terminal() {
-            return Spinner {
-                stop,
-                handle: None,
-                shown,
-            };
+            return Spinner { stop, handle: None };
         }
-        let (s, sh) = (stop.clone(), shown.clone());
+        let s = stop.clone();
+        let after = progress_after(150);
         let handle = thread::spawn(move || {
-            let frames = ['|', '/', '-', '\\'];
-            thread::sleep(Duration::from_millis(150));
-            let mut i = 0;
-            while !s.load(Ordering::Relaxed) {
-                let mut e = io::stderr().lock();
-                let _ = write!(e, "\r{} {message}", frames[i % 4]);
-                let _ = e.flush();
-                *sh.lock().unwrap_or_else(|p| p.into_inner()) = true;
-                drop(e);
-                i += 1;
-                thread::sleep(Duration::from_millis(100));
+            let start = Instant::now();
+            while start.elapsed() < after {
+                if s.load(Ordering::Relaxed) {
+                    return;
+                }
+                thread::sleep(Duration::from_millis(10));
             }
+            let bar = indicatif::ProgressBar::new_spinner()
+                .with_style(style("{spinner:.cyan} {msg}"))
+                .with_message(message);
+            bar.enable_steady_tick(Duration::from_millis(100));
+            while !s.load(Ordering::Relaxed) {
+                thread::sleep(Duration::from_millis(20));
+            }
+            bar.finish_and_clear();
         });
         Spinner {
             stop,
             handle: Some(handle),
-            shown,
         }
     }
 }
@@ -193,11 +210,6 @@ impl Drop for Spinner {
         if let Some(h) = self.handle.take() {
             let _ = h.join();
         }
-        if *self.shown.lock().unwrap_or_else(|p| p.into_inner()) {
-            let mut e = io::stderr().lock();
-            let _ = write!(e, "\r\x1b[2K");
-            let _ = e.flush();
-        }
     }
 }
 
@@ -206,6 +218,60 @@ pub fn kdf_spinner(key_type: pprotect::KeyType) -> Option<Spinner> {
     key_type
         .cost()
         .map(|(_, mem)| Spinner::start(format!("deriving key ... {} MiB", mem / (1024 * 1024))))
+}
+
+/// A progress bar for long work on stderr (`checked of total, rate`):
+/// only on a terminal, only once the work has run a while (about a
+/// second), gone when finished.
+pub struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    start: Instant,
+    after: Duration,
+    enabled: bool,
+    label: &'static str,
+}
+
+impl Progress {
+    /// Progress of `label` (e.g. "commits"), shown only if `enabled` and
+    /// stderr is a terminal.
+    pub fn new(label: &'static str, enabled: bool) -> Progress {
+        Progress {
+            bar: None,
+            start: Instant::now(),
+            after: progress_after(1000),
+            enabled: enabled && io::stderr().is_terminal(),
+            label,
+        }
+    }
+
+    /// `done` of `total` so far.
+    pub fn update(&mut self, done: usize, total: usize) {
+        if !self.enabled {
+            return;
+        }
+        if self.bar.is_none() && self.start.elapsed() >= self.after {
+            let bar = indicatif::ProgressBar::new(total as u64).with_style(style(&format!(
+                "{{spinner:.cyan}} checking {} {{pos}}/{{len}} [{{bar:30}}] {{msg}}",
+                self.label
+            )));
+            bar.enable_steady_tick(Duration::from_millis(100));
+            self.bar = Some(bar);
+        }
+        if let Some(bar) = &self.bar {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+            let secs = self.start.elapsed().as_secs_f64().max(1e-3);
+            bar.set_message(format!("{:.0}/s", done as f64 / secs));
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
 }
 
 /// Python's `shlex.quote`.

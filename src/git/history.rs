@@ -380,6 +380,18 @@ pub fn check(
     skew: i64,
     use_cache: bool,
 ) -> Result<Report> {
+    check_with_progress(repo, path, range, skew, use_cache, &mut |_, _| {})
+}
+
+/// [`check`], calling `progress(checked, total)` as commits are checked.
+pub fn check_with_progress(
+    repo: &Repo,
+    path: &str,
+    range: Option<&str>,
+    skew: i64,
+    use_cache: bool,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<Report> {
     let r = &repo.repo;
     let (tip, hidden) = match range {
         None => ("HEAD", None),
@@ -567,6 +579,7 @@ pub fn check(
             let parents: Vec<(bool, Parsed)> =
                 task.parents.iter().map(|p| (p.is_none(), get(p))).collect();
             per_commit.push(check_commit(task, path, skew, &new, &parents));
+            progress(per_commit.len(), tasks.len());
             for b in std::iter::once(&task.blob).chain(&task.parents).flatten() {
                 let n = uses.get_mut(b).expect("counted");
                 *n -= 1;
