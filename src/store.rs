@@ -58,6 +58,12 @@ pub fn read_regular_no_link(path: &Path, limit: usize) -> Result<Option<Vec<u8>>
         }
         Ok(_) => {}
     }
+    read_limited(path, limit, "is larger than", "read").map(Some)
+}
+
+/// Read at most `limit` bytes of `path`, refusing a larger file without
+/// reading it whole (`too_big` and `verb` word the error).
+fn read_limited(path: &Path, limit: usize, too_big: &str, verb: &str) -> Result<Vec<u8>> {
     let file = File::open(path).map_err(|e| Error::io("cannot read", path, &e))?;
     let mut bytes = Vec::new();
     file.take(limit as u64 + 1)
@@ -66,30 +72,18 @@ pub fn read_regular_no_link(path: &Path, limit: usize) -> Result<Option<Vec<u8>>
     if bytes.len() > limit {
         return Err(Error::invalid(
             None,
-            format!("is larger than {limit} bytes; refusing to read it"),
+            format!("{too_big} {limit} bytes; refusing to {verb} it"),
         )
         .context(path.display()));
     }
-    Ok(Some(bytes))
+    Ok(bytes)
 }
 
 /// Read a file's bytes, refusing files over [`MAX_FILE_BYTES`] without
 /// reading them whole, and anything but a regular file.
 pub fn read_bounded(path: &Path) -> Result<Vec<u8>> {
     require_regular(path)?;
-    let file = File::open(path).map_err(|e| Error::io("cannot read", path, &e))?;
-    let mut bytes = Vec::new();
-    file.take(MAX_FILE_BYTES as u64 + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| Error::io("cannot read", path, &e))?;
-    if bytes.len() > MAX_FILE_BYTES {
-        return Err(Error::invalid(
-            None,
-            format!("file is larger than {MAX_FILE_BYTES} bytes; refusing to load it"),
-        )
-        .context(path.display()));
-    }
-    Ok(bytes)
+    read_limited(path, MAX_FILE_BYTES, "file is larger than", "load")
 }
 
 /// Load and validate a protected file. Errors carry the path.

@@ -1147,19 +1147,9 @@ fn setup_hint() {
     let Ok(repo) = pprotect::git::repo::Repo::discover(&cwd) else {
         return;
     };
-    if repo.config_string("merge.pprotect.driver").is_some() {
-        return;
-    }
-    let Ok(root) = repo.workdir() else { return };
-    let text = store::read_regular_no_link(
-        &root.join(".gitattributes"),
-        pprotect::git::repo::ATTRIBUTES_LIMIT,
-    )
-    .ok()
-    .flatten()
-    .map(|b| String::from_utf8_lossy(&b).into_owned())
-    .unwrap_or_default();
-    if !pprotect::git::repo::protected_patterns_in(&text).is_empty() {
+    if repo.config_string("merge.pprotect.driver").is_none()
+        && !repo.attribute_patterns().is_empty()
+    {
         errln(
             "pprotect: this clone is not set up: git merges protected files as text here; run `pprotect setup-git`",
         );

@@ -242,25 +242,14 @@ fn reverts_exactly(
 /// the child's path: the path of the same blob (a rename), else of a
 /// protected file whose whole audit log the child's keeps (a rename with
 /// changes). `None` when there is none (the file was created here).
-fn renamed_from(
-    r: &gix::Repository,
-    commit: &gix::Commit<'_>,
-    id: ObjectId,
-) -> Result<Option<String>> {
+fn renamed_from(repo: &Repo, commit: &gix::Commit<'_>, id: ObjectId) -> Result<Option<String>> {
+    let r = &repo.repo;
     let parent = commit.id;
-    let tree = commit
-        .tree()
-        .map_err(|e| Error::git(format!("cannot read the tree of {parent}"), e))?;
-    let mut rec = gix::traverse::tree::Recorder::default();
-    tree.traverse()
-        .breadthfirst(&mut rec)
-        .map_err(|e| Error::git(format!("cannot walk tree {parent}"), e))?;
-    let blobs: Vec<(String, ObjectId)> = rec
-        .records
-        .into_iter()
-        .filter(|e| e.mode.is_blob())
-        .map(|e| (e.filepath.to_string(), e.oid))
-        .collect();
+    let tree_id = commit
+        .tree_id()
+        .map_err(|e| Error::git(format!("cannot read the tree of {parent}"), e))?
+        .detach();
+    let blobs: Vec<(String, ObjectId)> = repo.tree_map(tree_id)?.into_iter().collect();
     if let Some((p, _)) = blobs.iter().find(|(_, oid)| *oid == id) {
         return Ok(Some(p.clone()));
     }
@@ -456,7 +445,7 @@ pub fn check_with_progress(
         let mut blob = blob_at(&commit, &here)?;
         if blob.is_none()
             && let Some(child) = child_blob.get(&info.id)
-            && let Some(old) = renamed_from(r, &commit, *child)?
+            && let Some(old) = renamed_from(repo, &commit, *child)?
         {
             blob = blob_at(&commit, &old)?;
             here = old;

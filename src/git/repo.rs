@@ -175,21 +175,26 @@ impl Repo {
             .map(|s| s.to_string())
     }
 
-    /// The protected file paths: those with `merge=pprotect` in the
-    /// root `.gitattributes`, else `protected.yaml`.
-    pub fn protected_patterns(&self) -> Vec<String> {
+    /// The patterns with `merge=pprotect` in the root `.gitattributes`
+    /// (none without one). As git does, a symlinked `.gitattributes` is
+    /// ignored; it is read bounded, and only as a regular file.
+    pub fn attribute_patterns(&self) -> Vec<String> {
         let Ok(root) = self.workdir() else {
-            return vec![DEFAULT_PROTECTED.to_string()];
+            return Vec::new();
         };
-        // As git does, a symlinked `.gitattributes` is ignored; it is read
-        // bounded, and only as a regular file.
         let text =
             crate::store::read_regular_no_link(&root.join(".gitattributes"), ATTRIBUTES_LIMIT)
                 .ok()
                 .flatten()
                 .map(|b| String::from_utf8_lossy(&b).into_owned())
                 .unwrap_or_default();
-        let pats = protected_patterns_in(&text);
+        protected_patterns_in(&text)
+    }
+
+    /// The protected file paths: [`Repo::attribute_patterns`], else
+    /// `protected.yaml`.
+    pub fn protected_patterns(&self) -> Vec<String> {
+        let pats = self.attribute_patterns();
         if pats.is_empty() {
             vec![DEFAULT_PROTECTED.to_string()]
         } else {

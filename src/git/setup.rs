@@ -12,7 +12,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::repo::{ATTRIBUTES_LIMIT, Repo, protected_patterns_in};
+use super::repo::{ATTRIBUTES_LIMIT, Repo};
 use crate::error::{Error, Result};
 
 /// The hook installed as `pre-commit` (from `hooks/pre-commit`).
@@ -104,8 +104,8 @@ impl Setup {
     /// Protected files other than ours that the root `.gitattributes`
     /// names: they still need the shared config and hook.
     fn other_protected(&self) -> Vec<String> {
-        let text = self.read_attributes().ok().flatten().unwrap_or_default();
-        protected_patterns_in(&text)
+        self.repo
+            .attribute_patterns()
             .into_iter()
             .filter(|p| p.trim_start_matches('/') != self.path)
             .collect()
