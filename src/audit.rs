@@ -17,7 +17,7 @@
 //!   writes the entry pprotect would have written for a change it applies
 //!   that no entry explains ([`explain`]).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::crypto::KeyType;
 use crate::model::ProtectedFile;
@@ -240,44 +240,77 @@ pub fn meaning(
 /// The structural changes from `a` to `b`.
 pub fn changes(a: &ProtectedFile, b: &ProtectedFile) -> BTreeSet<Obj> {
     let mut out = BTreeSet::new();
-    for name in a.custodians.keys().chain(b.custodians.keys()) {
-        if a.custodians.get(name) != b.custodians.get(name) {
-            out.insert(Obj::Custodian(name.clone()));
+    for_each_difference(&a.custodians, &b.custodians, |name, _, _| {
+        out.insert(Obj::Custodian(name.clone()));
+    });
+    for_each_difference(&a.domains, &b.domains, |name, x, y| match (x, y) {
+        (Some(_), None) => {
+            out.insert(Obj::Domain(name.clone()));
         }
-    }
-    for name in a.domains.keys().chain(b.domains.keys()) {
-        match (a.domains.get(name), b.domains.get(name)) {
-            (Some(_), None) => {
-                out.insert(Obj::Domain(name.clone()));
+        (None, Some(new)) => {
+            out.insert(Obj::Domain(name.clone()));
+            for o in new.owners.keys() {
+                out.insert(Obj::Owner(name.clone(), o.clone()));
             }
-            (None, Some(new)) => {
-                out.insert(Obj::Domain(name.clone()));
-                for o in new.owners.keys() {
-                    out.insert(Obj::Owner(name.clone(), o.clone()));
-                }
-                for s in new.secrets.keys() {
-                    out.insert(Obj::Secret(name.clone(), s.clone()));
-                }
+            for s in new.secrets.keys() {
+                out.insert(Obj::Secret(name.clone(), s.clone()));
             }
-            (Some(x), Some(y)) => {
-                if x.public_key != y.public_key {
-                    out.insert(Obj::DomainKey(name.clone()));
-                }
-                for o in x.owners.keys().chain(y.owners.keys()) {
-                    if x.owners.get(o) != y.owners.get(o) {
-                        out.insert(Obj::Owner(name.clone(), o.clone()));
-                    }
-                }
-                for s in x.secrets.keys().chain(y.secrets.keys()) {
-                    if x.secrets.get(s) != y.secrets.get(s) {
-                        out.insert(Obj::Secret(name.clone(), s.clone()));
-                    }
-                }
-            }
-            (None, None) => {}
         }
-    }
+        (Some(x), Some(y)) => {
+            if x.public_key != y.public_key {
+                out.insert(Obj::DomainKey(name.clone()));
+            }
+            for_each_difference(&x.owners, &y.owners, |o, _, _| {
+                out.insert(Obj::Owner(name.clone(), o.clone()));
+            });
+            for_each_difference(&x.secrets, &y.secrets, |s, _, _| {
+                out.insert(Obj::Secret(name.clone(), s.clone()));
+            });
+        }
+        (None, None) => {}
+    });
     out
+}
+
+/// Call `f` for every key whose value differs between two maps (present
+/// in one only, or unequal), in key order: one pass over both, as
+/// consecutive versions of a file share almost every entry.
+fn for_each_difference<'a, V: PartialEq>(
+    a: &'a BTreeMap<String, V>,
+    b: &'a BTreeMap<String, V>,
+    mut f: impl FnMut(&'a String, Option<&'a V>, Option<&'a V>),
+) {
+    let (mut x, mut y) = (a.iter().peekable(), b.iter().peekable());
+    loop {
+        match (x.peek(), y.peek()) {
+            (None, None) => break,
+            (Some(&(k, v)), None) => {
+                f(k, Some(v), None);
+                x.next();
+            }
+            (None, Some(&(k, v))) => {
+                f(k, None, Some(v));
+                y.next();
+            }
+            (Some(&(kx, vx)), Some(&(ky, vy))) => match kx.cmp(ky) {
+                std::cmp::Ordering::Less => {
+                    f(kx, Some(vx), None);
+                    x.next();
+                }
+                std::cmp::Ordering::Greater => {
+                    f(ky, None, Some(vy));
+                    y.next();
+                }
+                std::cmp::Ordering::Equal => {
+                    if vx != vy {
+                        f(kx, Some(vx), Some(vy));
+                    }
+                    x.next();
+                    y.next();
+                }
+            },
+        }
+    }
 }
 
 /// How strictly a version must keep a parent's entries.

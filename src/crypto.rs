@@ -56,9 +56,12 @@ pub fn decode_b64(s: &str) -> std::result::Result<Vec<u8>, String> {
 
 /// Decode a version-0 value, returning the payload.
 pub fn decode_v0(s: &str) -> std::result::Result<Vec<u8>, String> {
-    let raw = decode_b64(s)?;
+    let mut raw = decode_b64(s)?;
     match raw.first() {
-        Some(0) => Ok(raw[1..].to_vec()),
+        Some(0) => {
+            raw.remove(0);
+            Ok(raw)
+        }
         Some(v) => Err(format!("has unsupported version byte {v}")),
         None => Err("is empty".to_string()),
     }

@@ -104,35 +104,49 @@ fn trust_kdf_params() -> bool {
         .unwrap_or(false)
 }
 
-fn expect_map<'a>(node: &'a Yaml, what: &str) -> Result<&'a [(String, usize, Yaml)]> {
+/// A named thing in error messages (`domain "dev"`), formatted only when
+/// an error needs it.
+#[derive(Clone, Copy)]
+struct Named<'a>(&'static str, &'a str);
+
+impl std::fmt::Display for Named<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {:?}", self.0, self.1)
+    }
+}
+
+// Descriptions (`what`) are closures: building them for every value of a
+// large file would cost more than reading it.
+fn expect_map(node: &Yaml, what: impl FnOnce() -> String) -> Result<&[(String, usize, Yaml)]> {
     match node {
         Yaml::Map { entries, .. } => Ok(entries),
         other => Err(Error::invalid(
             Some(other.line()),
-            format!("{what} must be a mapping, found {}", other.kind()),
+            format!("{} must be a mapping, found {}", what(), other.kind()),
         )),
     }
 }
 
-fn expect_str<'a>(node: &'a Yaml, what: &str) -> Result<&'a str> {
+fn expect_str(node: &Yaml, what: impl FnOnce() -> String) -> Result<&str> {
     match node {
         Yaml::Str { value, .. } => Ok(value),
         other => Err(Error::invalid(
             Some(other.line()),
-            format!("{what} must be a string, found {}", other.kind()),
+            format!("{} must be a string, found {}", what(), other.kind()),
         )),
     }
 }
 
-fn sealed(node: &Yaml, what: &str) -> Result<Vec<u8>> {
-    let s = expect_str(node, what)?;
+fn sealed(node: &Yaml, what: impl Fn() -> String) -> Result<Vec<u8>> {
+    let s = expect_str(node, &what)?;
     let bytes = crypto::decode_v0(s)
-        .map_err(|e| Error::invalid(Some(node.line()), format!("{what} {e}")))?;
+        .map_err(|e| Error::invalid(Some(node.line()), format!("{} {e}", what())))?;
     if bytes.len() < SEAL_OVERHEAD {
         return Err(Error::invalid(
             Some(node.line()),
             format!(
-                "{what} is truncated ({} bytes; a sealed value has at least {SEAL_OVERHEAD})",
+                "{} is truncated ({} bytes; a sealed value has at least {SEAL_OVERHEAD})",
+                what(),
                 bytes.len()
             ),
         ));
@@ -149,8 +163,10 @@ impl ProtectedFile {
 
     /// Validate a parsed YAML tree against the format.
     pub fn from_yaml(yaml: &Yaml) -> Result<ProtectedFile> {
-        let entries = expect_map(yaml, "the file's top level")?;
+        let entries = expect_map(yaml, || "the file's top level".into())?;
         let mut file = ProtectedFile::default();
+        let mut domains = Vec::new();
+        let mut custodians = Vec::new();
         let mut seen_custodians = false;
         let mut seen_log = false;
         let trust = trust_kdf_params();
@@ -158,15 +174,15 @@ impl ProtectedFile {
             match key.as_str() {
                 KEY_CUSTODIANS => {
                     seen_custodians = true;
-                    for (name, nline, data) in expect_map(value, "key-custodians")? {
+                    for (name, nline, data) in expect_map(value, || "key-custodians".into())? {
                         if !is_valid_custodian_name(name) {
                             return Err(Error::invalid(
                                 Some(*nline),
                                 "key custodian name is empty or contains control characters".into(),
                             ));
                         }
-                        let what = format!("key custodian {name:?}");
-                        let fields = expect_map(data, &what)?;
+                        let what = Named("key custodian", name);
+                        let fields = expect_map(data, || what.to_string())?;
                         let mut pwdkm = None;
                         for (field, fline, fval) in fields {
                             if field != "pwdkm" {
@@ -175,7 +191,7 @@ impl ProtectedFile {
                                     format!("unexpected key {field:?} in {what}"),
                                 ));
                             }
-                            let s = expect_str(fval, &format!("pwdkm of {what}"))?;
+                            let s = expect_str(fval, || format!("pwdkm of {what}"))?;
                             pwdkm = Some(Pwdkm::parse(s, trust).map_err(|e| {
                                 Error::invalid(Some(fval.line()), format!("custodian {name:?} {e}"))
                             })?);
@@ -183,7 +199,7 @@ impl ProtectedFile {
                         let pwdkm = pwdkm.ok_or_else(|| {
                             Error::invalid(Some(data.line()), format!("{what} has no pwdkm"))
                         })?;
-                        file.custodians.insert(name.clone(), pwdkm);
+                        custodians.push((name.clone(), pwdkm));
                     }
                 }
                 AUDIT_LOG => {
@@ -196,7 +212,7 @@ impl ProtectedFile {
                     };
                     for item in items {
                         file.audit_log
-                            .push(expect_str(item, "audit-log entry")?.to_string());
+                            .push(expect_str(item, || "audit-log entry".into())?.to_string());
                     }
                 }
                 name => {
@@ -207,7 +223,7 @@ impl ProtectedFile {
                         ));
                     }
                     let domain = Domain::from_yaml(name, value)?;
-                    file.domains.insert(name.to_string(), domain);
+                    domains.push((name.to_string(), domain));
                 }
             }
         }
@@ -217,6 +233,10 @@ impl ProtectedFile {
                 "missing the key-custodians section".into(),
             ));
         }
+        // Keys are unique (the parser refuses duplicates); sorted input,
+        // as canonical files have, builds in linear time.
+        file.domains = domains.into_iter().collect();
+        file.custodians = custodians.into_iter().collect();
         if !seen_log {
             return Err(Error::invalid(
                 Some(yaml.line()),
@@ -279,19 +299,22 @@ impl ProtectedFile {
 
 impl Domain {
     fn from_yaml(name: &str, node: &Yaml) -> Result<Domain> {
-        let what = format!("domain {name:?}");
+        let what = Named("domain", name);
         let mut public_key = None;
-        let mut owners = BTreeMap::new();
-        let mut secrets = BTreeMap::new();
+        // Collected in file order, then built in one go: canonical files
+        // list keys sorted, which makes the build linear. (Keys are unique:
+        // the parser refuses duplicates.)
+        let mut owners = Vec::new();
+        let mut secrets = Vec::new();
         let mut seen_meta = false;
-        for (key, kline, value) in expect_map(node, &what)? {
+        for (key, kline, value) in expect_map(node, || what.to_string())? {
             if key == "meta" {
                 seen_meta = true;
                 let mut seen_owners = false;
-                for (mkey, mline, mval) in expect_map(value, &format!("meta of {what}"))? {
+                for (mkey, mline, mval) in expect_map(value, || format!("meta of {what}"))? {
                     match mkey.as_str() {
                         "public-key" => {
-                            let s = expect_str(mval, &format!("public-key of {what}"))?;
+                            let s = expect_str(mval, || format!("public-key of {what}"))?;
                             let bytes = crypto::decode_v0(s).map_err(|e| {
                                 Error::invalid(
                                     Some(mval.line()),
@@ -312,7 +335,7 @@ impl Domain {
                         "owners" => {
                             seen_owners = true;
                             for (owner, oline, oval) in
-                                expect_map(mval, &format!("owners of {what}"))?
+                                expect_map(mval, || format!("owners of {what}"))?
                             {
                                 if !is_valid_custodian_name(owner) {
                                     return Err(Error::invalid(
@@ -322,8 +345,8 @@ impl Domain {
                                         ),
                                     ));
                                 }
-                                let bytes = sealed(oval, &format!("owner {owner:?} of {what}"))?;
-                                owners.insert(owner.clone(), bytes);
+                                let bytes = sealed(oval, || format!("owner {owner:?} of {what}"))?;
+                                owners.push((owner.clone(), bytes));
                             }
                         }
                         other => {
@@ -353,8 +376,8 @@ impl Domain {
                         format!("invalid secret name {sname:?} in {what}"),
                     ));
                 }
-                let bytes = sealed(value, &format!("secret {sname:?} of {what}"))?;
-                secrets.insert(sname.to_string(), bytes);
+                let bytes = sealed(value, || format!("secret {sname:?} of {what}"))?;
+                secrets.push((sname.to_string(), bytes));
             } else {
                 return Err(Error::invalid(
                     Some(*kline),
@@ -370,8 +393,8 @@ impl Domain {
         };
         Ok(Domain {
             public_key,
-            owners,
-            secrets,
+            owners: owners.into_iter().collect(),
+            secrets: secrets.into_iter().collect(),
         })
     }
 }

@@ -3,6 +3,7 @@
 mod harness;
 
 mod cli;
+mod codec_differential;
 mod compat_fixtures;
 mod compat_python;
 mod fuzz_regressions;

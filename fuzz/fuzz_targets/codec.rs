@@ -1,5 +1,6 @@
-//! Parse arbitrary bytes; whatever parses must write out and parse back
-//! to the same file.
+//! Parse arbitrary bytes: the parser's answer (fast path included) must
+//! be the full parser's, and whatever parses must write out and parse
+//! back to the same file.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -17,6 +18,13 @@ fn ruamel_lossy(s: &str) -> bool {
 }
 
 fuzz_target!(|data: &[u8]| {
+    if let Ok(text) = std::str::from_utf8(data) {
+        assert_eq!(
+            pprotect::codec::parse_str(text),
+            pprotect::codec::parse_str_full(text),
+            "the fast path disagrees on {text:?}"
+        );
+    }
     let Ok(file) = ProtectedFile::from_bytes(data) else { return };
     let text = file.to_yaml_string();
     let again = ProtectedFile::from_bytes(text.as_bytes())

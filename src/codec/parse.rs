@@ -79,6 +79,12 @@ fn line_of_offset(bytes: &[u8], offset: usize) -> usize {
 
 /// Find the first line that is a git conflict marker, if any.
 pub fn find_conflict_marker(text: &str) -> Option<usize> {
+    // Only lines starting with a marker character need a closer look.
+    let bytes = text.as_bytes();
+    let could = |at: usize| matches!(bytes.get(at), Some(b'<' | b'>' | b'|' | b'='));
+    if !could(0) && !memchr::memchr_iter(b'\n', bytes).any(|i| could(i + 1)) {
+        return None;
+    }
     for (i, line) in text.lines().enumerate() {
         let marker = |c: char| {
             let n = line.chars().take_while(|&x| x == c).count();
@@ -106,6 +112,39 @@ pub fn parse_str(text: &str) -> Result<Yaml, Error> {
     if let Some(line) = find_conflict_marker(text) {
         return Err(Error::conflict_marker(line));
     }
+    // Files as pprotect and pocket_protector write them take the fast
+    // path; it answers only where its tree is this parser's.
+    if let Some(yaml) = super::fast::parse(text) {
+        return Ok(yaml);
+    }
+    parse_events(text)
+}
+
+/// The fast path alone: `Some` only for canonical text, with the tree
+/// [`parse_str_full`] gives (differential tests and fuzzing).
+#[doc(hidden)]
+pub fn parse_fast(text: &str) -> Option<Yaml> {
+    super::fast::parse(text)
+}
+
+/// [`parse_str`] without the fast path (differential tests compare the
+/// two).
+#[doc(hidden)]
+pub fn parse_str_full(text: &str) -> Result<Yaml, Error> {
+    if text.len() > MAX_FILE_BYTES {
+        return Err(Error::invalid(
+            None,
+            format!("file is larger than {MAX_FILE_BYTES} bytes; refusing to load it"),
+        ));
+    }
+    if let Some(line) = find_conflict_marker(text) {
+        return Err(Error::conflict_marker(line));
+    }
+    parse_events(text)
+}
+
+/// The full parser: saphyr's events, with every check.
+fn parse_events(text: &str) -> Result<Yaml, Error> {
     let mut parser = Parser::new_from_str(text);
     let mut stack: Vec<Frame> = Vec::new();
     let mut root: Option<Yaml> = None;
@@ -283,6 +322,15 @@ fn attach(stack: &mut [Frame], root: &mut Option<Yaml>, node: Yaml) -> Result<()
             },
         },
     }
+}
+
+/// Whether a mapping gives a key twice.
+pub(super) fn has_duplicates(entries: &[(String, usize, Yaml)]) -> bool {
+    // Canonical files list keys in order; check that first.
+    if entries.windows(2).all(|w| w[0].0 < w[1].0) {
+        return false;
+    }
+    check_duplicates(entries).is_err()
 }
 
 /// Refuse a mapping with a key given twice, naming the second occurrence.

@@ -28,6 +28,19 @@ static NON_STRING: LazyLock<RegexSet> = LazyLock::new(|| {
     .expect("static regexes are valid")
 });
 
+/// Every byte any pattern above can match: a string holding any other
+/// byte is a string (base64 values almost always hold one).
+static TYPED: [bool; 256] = {
+    let mut t = [false; 256];
+    let set = b"0123456789abcdefABCDEFxXoOiInNtTrRuUlLsSzZ_.+-: \t~<=!&*";
+    let mut i = 0;
+    while i < set.len() {
+        t[set[i] as usize] = true;
+        i += 1;
+    }
+    t
+};
+
 /// Whether `s`, written as a plain scalar, would be read as something other
 /// than a string (YAML 1.2 as ruamel.yaml implements it).
 pub fn resolves_to_non_string(s: &str) -> bool {
@@ -35,7 +48,9 @@ pub fn resolves_to_non_string(s: &str) -> bool {
     // the empty string); most strings are rejected without a regex.
     match s.chars().next() {
         None => true,
-        Some(c) if "tTfF-+0123456789.<~nN=!&*".contains(c) => NON_STRING.is_match(s),
+        Some(c) if "tTfF-+0123456789.<~nN=!&*".contains(c) => {
+            s.bytes().all(|b| TYPED[b as usize]) && NON_STRING.is_match(s)
+        }
         Some(_) => false,
     }
 }
@@ -43,6 +58,28 @@ pub fn resolves_to_non_string(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::resolves_to_non_string as r;
+
+    /// The byte pre-filter never changes an answer.
+    #[test]
+    fn prefilter_agrees_with_the_patterns() {
+        let samples = [
+            "2026-1-2\t10:00:00",
+            "2026-01-02 10:00:00.5 +01:00",
+            "-.INF",
+            "+0x_F",
+            "0o17",
+            "True",
+            "NULL",
+            "1_000.5e+3",
+            "1e3x",
+            "t1",
+            "falsey",
+            "AQIAAAAAAAAEIyBUK+6lSyODMTAwSUODUwZ8JGtT9ZmN6zwcJ11rT+Xdg6FKhJmPUA==",
+        ];
+        for s in samples {
+            assert_eq!(r(s), super::NON_STRING.is_match(s) || s.is_empty(), "{s:?}");
+        }
+    }
 
     #[test]
     fn yaml_1_2_types() {

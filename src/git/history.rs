@@ -297,67 +297,163 @@ fn blob_at(commit: &gix::Commit<'_>, path: &str) -> Result<Option<ObjectId>> {
     Ok(entry.filter(|e| e.mode().is_blob()).map(|e| e.object_id()))
 }
 
-/// Read blobs (here) and parse them on all cores.
-fn parse_all(repo: &gix::Repository, ids: &[ObjectId]) -> Result<Vec<(ObjectId, Parsed)>> {
-    // Sizes come from the object header: a version over the limit is
-    // reported without ever being loaded (memory stays bounded).
-    let mut too_big = Vec::new();
-    let mut blobs: Vec<(ObjectId, Vec<u8>)> = Vec::with_capacity(ids.len());
-    for id in ids {
-        let size = repo
-            .find_header(*id)
-            .map_err(|e| Error::git(format!("cannot read object {id}"), e))?
-            .size();
-        if size > crate::codec::MAX_FILE_BYTES as u64 {
-            too_big.push((
-                *id,
-                Arc::new(Err(Error::invalid(
-                    None,
-                    format!(
-                        "file is larger than {} bytes; refusing to load it",
-                        crate::codec::MAX_FILE_BYTES
-                    ),
-                ))),
-            ));
-            continue;
-        }
-        let blob = repo
-            .find_blob(*id)
-            .map_err(|e| Error::git(format!("cannot read object {id}"), e))?;
-        blobs.push((*id, blob.data.clone()));
-    }
-    if blobs.is_empty() {
-        return Ok(too_big);
-    }
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, 8);
-    let chunk = blobs.len().div_ceil(threads).max(1);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = blobs
-            .chunks(chunk)
-            .map(|part| {
-                scope.spawn(move || {
-                    part.iter()
-                        .map(|(id, bytes)| (*id, Arc::new(ProtectedFile::from_bytes(bytes))))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        let mut out = too_big;
-        for h in handles {
-            out.extend(
-                h.join()
-                    .map_err(|_| Error::git("parsing", "a worker thread failed"))?,
-            );
-        }
-        Ok(out)
-    })
+/// Versions read and parsed ahead of the checks, in the order the
+/// checks need them: one thread reads the blobs (in pack order, through
+/// the pack cache), the others parse them, and the checks run on the
+/// caller's thread meanwhile. Bounded channels keep at most a few dozen
+/// versions in flight, so memory stays bounded whatever the history's
+/// length.
+struct Pipeline {
+    results: std::sync::mpsc::Receiver<Result<(ObjectId, Parsed)>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
 }
 
-/// Commits are checked in chunks; each chunk's blobs are parsed in
-/// parallel, and a parse is dropped once no later check needs it.
-const CHUNK: usize = 256;
+/// Versions in flight between reading, parsing and checking.
+const LOOKAHEAD: usize = 32;
+
+impl Pipeline {
+    fn start(repo: &gix::Repository, reads: Vec<ObjectId>) -> Pipeline {
+        use std::sync::mpsc::sync_channel;
+        use std::sync::{Arc, Mutex};
+        let (jobs_tx, jobs_rx) = sync_channel::<(ObjectId, Vec<u8>)>(LOOKAHEAD);
+        let jobs_rx = Arc::new(Mutex::new(jobs_rx));
+        let (results_tx, results) = sync_channel(LOOKAHEAD);
+        let workers = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, 8);
+        let mut threads = Vec::with_capacity(workers + 1);
+        for _ in 0..workers {
+            let jobs = Arc::clone(&jobs_rx);
+            let results = results_tx.clone();
+            threads.push(std::thread::spawn(move || {
+                loop {
+                    // The lock is held only to take a job, not to parse.
+                    let job = jobs.lock().map(|rx| rx.recv());
+                    let Ok(Ok((id, bytes))) = job else { return };
+                    let parsed = Arc::new(ProtectedFile::from_bytes(&bytes));
+                    if results.send(Ok((id, parsed))).is_err() {
+                        return;
+                    }
+                }
+            }));
+        }
+        // gix handles stay on their thread: the reader opens its own.
+        let git_dir = repo.git_dir().to_owned();
+        let options = repo.open_options().clone();
+        threads.push(std::thread::spawn(move || {
+            let mut repo = match gix::open_opts(git_dir, options) {
+                Ok(repo) => repo,
+                Err(e) => {
+                    let _ = results_tx.send(Err(Error::git("cannot open the repository", e)));
+                    return;
+                }
+            };
+            repo.objects.set_pack_cache(|| {
+                Box::new(gix::odb::pack::cache::lru::MemoryCappedHashmap::new(
+                    PACK_CACHE_BYTES,
+                ))
+            });
+            for id in reads {
+                match read_version(&repo, id) {
+                    Ok(Ok(bytes)) => {
+                        if jobs_tx.send((id, bytes)).is_err() {
+                            return;
+                        }
+                    }
+                    // Too large: reported, never loaded.
+                    Ok(Err(e)) => {
+                        if results_tx.send(Ok((id, Arc::new(Err(e))))).is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        let _ = results_tx.send(Err(e));
+                        return;
+                    }
+                }
+            }
+        }));
+        Pipeline { results, threads }
+    }
+
+    /// The next version parsed (in about the order asked for).
+    fn next(&mut self) -> Result<(ObjectId, Parsed)> {
+        self.results
+            .recv()
+            .map_err(|_| Error::git("reading history", "a worker thread failed"))?
+    }
+
+    /// Wait for the threads (all done once every version was taken).
+    fn finish(self) -> Result<()> {
+        drop(self.results);
+        for t in self.threads {
+            t.join()
+                .map_err(|_| Error::git("reading history", "a worker thread failed"))?;
+        }
+        Ok(())
+    }
+}
+
+/// A version's bytes, or (inner error) why it is not loaded: its size
+/// comes from the object header first, so a version over the limit is
+/// reported without being read.
+fn read_version(repo: &gix::Repository, id: ObjectId) -> Result<Result<Vec<u8>>> {
+    let size = repo
+        .find_header(id)
+        .map_err(|e| Error::git(format!("cannot read object {id}"), e))?
+        .size();
+    if size > crate::codec::MAX_FILE_BYTES as u64 {
+        return Ok(Err(Error::invalid(
+            None,
+            format!(
+                "file is larger than {} bytes; refusing to load it",
+                crate::codec::MAX_FILE_BYTES
+            ),
+        )));
+    }
+    let mut blob = repo
+        .find_blob(id)
+        .map_err(|e| Error::git(format!("cannot read object {id}"), e))?;
+    Ok(Ok(blob.take_data()))
+}
+
+/// Memory for decoded pack objects kept while reading versions in order.
+const PACK_CACHE_BYTES: usize = 64 << 20;
+
+/// Which end of the history to read first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Order {
+    NewestFirst,
+    OldestFirst,
+}
+
+/// The direction in which the file's versions are cheapest to read.
+///
+/// A pack stores a version either whole or as a delta against another, in
+/// chains. `git gc` keeps the newest version whole and older ones as
+/// deltas on newer ones; `git fast-import` (and some servers) the other
+/// way round. Reading against the chains decodes a whole chain for every
+/// version. Consecutive versions' delta depths tell the direction: depth
+/// grows towards the end to read last.
+fn read_order(repo: &gix::Repository, tasks: &[Task]) -> Order {
+    const SAMPLE: usize = 32;
+    let depth = |b: &Option<ObjectId>| {
+        b.and_then(|id| repo.find_header(id).ok())
+            .and_then(|h| h.num_deltas())
+            .map(i64::from)
+    };
+    let mut toward_older = 0i64;
+    for t in tasks.iter().take(SAMPLE) {
+        if let (Some(new), Some(old)) = (depth(&t.blob), depth(&t.parents[0])) {
+            toward_older += (old - new).signum();
+        }
+    }
+    if toward_older < 0 {
+        Order::OldestFirst
+    } else {
+        Order::NewestFirst
+    }
+}
 
 /// Check the history of `path` (relative to the repository root) in the
 /// commits reachable from `range`'s tip (`A..B`, or a single revision;
@@ -541,43 +637,60 @@ pub fn check_with_progress(
     }
 
     // Pass 2: parse each distinct blob once, check, and drop parses no
-    // later check needs.
+    // later check needs. Versions are read in the direction their pack
+    // stores them (see `read_order`), so the pack cache resolves each
+    // delta chain once instead of once per version.
     let mut uses: HashMap<ObjectId, usize> = HashMap::new();
     for t in &tasks {
         for b in std::iter::once(&t.blob).chain(&t.parents).flatten() {
             *uses.entry(*b).or_default() += 1;
         }
     }
-    let empty: Parsed = Arc::new(Ok(ProtectedFile::default()));
-    let mut cache: HashMap<ObjectId, Parsed> = HashMap::new();
-    let mut per_commit: Vec<Vec<Finding>> = Vec::with_capacity(tasks.len());
-    for chunk in tasks.chunks(CHUNK) {
-        let mut need: Vec<ObjectId> = chunk
-            .iter()
-            .flat_map(|t| std::iter::once(&t.blob).chain(&t.parents).flatten())
-            .filter(|b| !cache.contains_key(*b))
-            .copied()
-            .collect();
-        need.sort();
-        need.dedup();
-        cache.extend(parse_all(r, &need)?);
-        for task in chunk {
-            let get =
-                |b: &Option<ObjectId>| b.map_or_else(|| empty.clone(), |id| cache[&id].clone());
-            let new = get(&task.blob);
-            let parents: Vec<(bool, Parsed)> =
-                task.parents.iter().map(|p| (p.is_none(), get(p))).collect();
-            per_commit.push(check_commit(task, path, skew, &new, &parents));
-            progress(per_commit.len(), tasks.len());
-            for b in std::iter::once(&task.blob).chain(&task.parents).flatten() {
-                let n = uses.get_mut(b).expect("counted");
-                *n -= 1;
-                if *n == 0 {
-                    cache.remove(b);
-                }
+    let order: Vec<usize> = if read_order(r, &tasks) == Order::OldestFirst {
+        (0..tasks.len()).rev().collect()
+    } else {
+        (0..tasks.len()).collect()
+    };
+    // Every version, in the order the checks first need it.
+    let mut reads = Vec::new();
+    let mut once = std::collections::HashSet::new();
+    for &i in &order {
+        let t = &tasks[i];
+        for b in t.parents.iter().chain(std::iter::once(&t.blob)).flatten() {
+            if once.insert(*b) {
+                reads.push(*b);
             }
         }
     }
+    drop(once);
+    let mut per_commit: Vec<Vec<Finding>> = vec![Vec::new(); tasks.len()];
+    let mut pipeline = Pipeline::start(r, reads);
+    let empty: Parsed = Arc::new(Ok(ProtectedFile::default()));
+    let mut cache: HashMap<ObjectId, Parsed> = HashMap::new();
+    for (done, &i) in order.iter().enumerate() {
+        let task = &tasks[i];
+        for b in std::iter::once(&task.blob).chain(&task.parents).flatten() {
+            while !cache.contains_key(b) {
+                let (id, parsed) = pipeline.next()?;
+                cache.insert(id, parsed);
+            }
+        }
+        let get = |b: &Option<ObjectId>| b.map_or_else(|| empty.clone(), |id| cache[&id].clone());
+        let new = get(&task.blob);
+        let parents: Vec<(bool, Parsed)> =
+            task.parents.iter().map(|p| (p.is_none(), get(p))).collect();
+        per_commit[i] = check_commit(task, path, skew, &new, &parents);
+        progress(done + 1, tasks.len());
+        for b in std::iter::once(&task.blob).chain(&task.parents).flatten() {
+            let n = uses.get_mut(b).expect("counted");
+            *n -= 1;
+            if *n == 0 {
+                cache.remove(b);
+            }
+        }
+    }
+    pipeline.finish()?;
+    // Oldest first, as the log reads.
     per_commit.reverse();
     notes.reverse();
     let findings: Vec<Finding> = per_commit.into_iter().flatten().collect();
