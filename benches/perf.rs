@@ -94,18 +94,19 @@ fn main() {
     let py = python();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    // PPROTECT_BENCH_ONLY=history runs one section; PPROTECT_BENCH_KEEP
+    // PPROTECT_BENCH_ONLY=history (or =scale, the at-scale table) runs one
+    // section; PPROTECT_BENCH_KEEP
     // keeps the generated files (their folder is printed).
     let only = std::env::var("PPROTECT_BENCH_ONLY").ok();
     if std::env::var("PPROTECT_BENCH_KEEP").is_ok() {
         println!("files in {}", d.display());
     }
     if only.as_deref() == Some("history") {
-        let commits = std::env::var("PPROTECT_BENCH_COMMITS")
+        let sizes: Vec<usize> = std::env::var("PPROTECT_BENCH_COMMITS")
             .ok()
             .and_then(|c| c.parse().ok())
-            .unwrap_or(10_000);
-        history_bench(d, commits);
+            .map_or_else(|| vec![1_000, 10_000], |n| vec![n]);
+        history_bench(d, &sizes);
         if std::env::var("PPROTECT_BENCH_KEEP").is_ok() {
             std::mem::forget(dir);
         }
@@ -218,6 +219,13 @@ fn main() {
             secs(tc),
             merge.map(secs).unwrap_or_else(|| "-".into()),
         );
+    }
+
+    if only.as_deref() == Some("scale") {
+        if std::env::var("PPROTECT_BENCH_KEEP").is_ok() {
+            std::mem::forget(dir);
+        }
+        return;
     }
 
     // --- Key derivation -------------------------------------------------
@@ -355,8 +363,7 @@ fn main() {
     }
 
     // --- History ------------------------------------------------------
-    let commits = if quick { 1000 } else { 10_000 };
-    history_bench(d, commits);
+    history_bench(d, if quick { &[1_000] } else { &[1_000, 10_000] });
 
     // --- Start-up -------------------------------------------------------
     let tiny = d.join("tiny.yaml");
@@ -447,9 +454,21 @@ fn merge_time(d: &Path, base: &Path, text: &str, reps: usize) -> Option<Duration
 /// A repository of `commits` commits, each updating one secret of a
 /// ~100 KB file (built with `git fast-import`), then `check-audit-log`
 /// against `git log -p -- protected.yaml` on it.
-fn history_bench(d: &Path, commits: usize) {
+/// check-audit-log against `git log -p` on histories of each size.
+fn history_bench(d: &Path, sizes: &[usize]) {
+    println!("\n## check-audit-log vs git log -p -- protected.yaml (whole history, --no-cache)\n");
+    println!(
+        "| commits | file | check-audit-log | git log -p | ratio | after repack: check-audit-log | git log -p | ratio | re-check after one new commit |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for &commits in sizes {
+        history_run(d, commits);
+    }
+}
+
+fn history_run(d: &Path, commits: usize) {
     use std::io::Write;
-    let repo = d.join("history");
+    let repo = d.join(format!("history-{commits}"));
     std::fs::create_dir_all(&repo).unwrap();
     let git = |args: &[&str]| {
         let o = Command::new("git")
@@ -541,27 +560,37 @@ fn history_bench(d: &Path, commits: usize) {
             String::from_utf8_lossy(&first.stderr)
         );
     }
-    // The full check (the record of verified history bypassed).
-    let ours = time(
-        1,
-        || {},
-        || {
-            let mut c = Command::new(BIN);
-            c.args(["check-audit-log", "--no-cache"]).current_dir(&repo);
-            c
-        },
-    );
-    let theirs = time(
-        1,
-        || {},
-        || {
-            let mut c = Command::new("git");
-            c.args(["log", "-p", "--", "protected.yaml"])
-                .current_dir(&repo)
-                .env("GIT_CONFIG_GLOBAL", "/dev/null");
-            c
-        },
-    );
+    // The full check (the record of verified history bypassed), beside
+    // `git log -p`; then the same after `git repack -adf`, which stores
+    // the newest version whole and older ones as deltas (as `git gc` does
+    // for pushed history), the other way round from fast-import's pack.
+    let check = || {
+        time(
+            1,
+            || {},
+            || {
+                let mut c = Command::new(BIN);
+                c.args(["check-audit-log", "--no-cache"]).current_dir(&repo);
+                c
+            },
+        )
+    };
+    let log_p = || {
+        time(
+            1,
+            || {},
+            || {
+                let mut c = Command::new("git");
+                c.args(["log", "-p", "--", "protected.yaml"])
+                    .current_dir(&repo)
+                    .env("GIT_CONFIG_GLOBAL", "/dev/null");
+                c
+            },
+        )
+    };
+    let (ours, theirs) = (check(), log_p());
+    git(&["repack", "-adfq"]);
+    let (ours_gc, theirs_gc) = (check(), log_p());
     // A re-check after one new commit: the first run recorded the
     // verified history, so only the new commit is checked.
     f.update_secret(
@@ -591,11 +620,14 @@ fn history_bench(d: &Path, commits: usize) {
         },
     );
     println!(
-        "\n## check-audit-log on {commits} commits of a {:.0} KB file\n\ncheck-audit-log: {} | git log -p -- protected.yaml: {} | ratio {:.2}\nre-check after one new commit (incremental): {}",
+        "| {commits} | {:.0} KB | {} | {} | {:.2} | {} | {} | {:.2} | {} |",
         size as f64 / 1e3,
         secs(ours),
         secs(theirs),
         ours.as_secs_f64() / theirs.as_secs_f64(),
+        secs(ours_gc),
+        secs(theirs_gc),
+        ours_gc.as_secs_f64() / theirs_gc.as_secs_f64(),
         secs(recheck)
     );
 }

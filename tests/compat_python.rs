@@ -194,9 +194,8 @@ fn vectors_round_trip_in_rust() {
 /// file can round-trip them through Python, so they are checked against
 /// ruamel's emitter directly.
 fn emitter_only_entries() -> Vec<String> {
-    // U+2028 in single quotes: ruamel writes it as a line break and folds
-    // it back on reading; saphyr (strict YAML 1.2) keeps it as content.
-    let mut v = vec!["nel\u{85}x".to_string(), "ls\u{2028}x".to_string()];
+    let mut v = vec!["nel\u{85}x".to_string()];
+    v.extend(line_break_entries());
     for n in 90..106 {
         v.push(format!(
             "{}  double  spaces  {}",
@@ -206,6 +205,85 @@ fn emitter_only_entries() -> Vec<String> {
     }
     v.extend(tricky_log_entries());
     v
+}
+
+/// Entries holding the characters ruamel reads as line breaks inside
+/// quoted scalars: U+2028 and U+2029 (kept) and U+0085 (read as a break).
+fn line_break_entries() -> Vec<String> {
+    let mut v: Vec<String> = [
+        "ls\u{2028}x",
+        "ps\u{2029}x",
+        "two\u{2028}\u{2028}x",
+        "end\u{2028}",
+        "\u{2029}start",
+        "space \u{2028} around",
+        "it's\u{2028}quoted",
+        "ls\u{2028}and\nnewline",
+        "2026-11-28T10:06:19Z -- created key custodian a\u{2028}b@example.com",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    v.push(format!("{}\u{2028}{}", "w ".repeat(50), "x ".repeat(30)));
+    v.push(format!("{}\u{2029}", "long ".repeat(25)));
+    v
+}
+
+const PY_READ_LOG: &str = r#"
+import sys, json
+from pocket_protector.file_keys import KeyFile
+kf = KeyFile.from_file(sys.argv[1])
+print(json.dumps(kf.get_audit_log()))
+sys.stdout.write(kf.get_contents())
+"#;
+
+/// Quoted scalars holding U+0085, U+2028 or U+2029 read as the Python
+/// tool reads them, and a read-modify-write gives its bytes: LS and PS
+/// survive unchanged; NEL turns into what ruamel makes of it, in both
+/// tools.
+#[test]
+fn quoted_line_breaks_read_as_python_reads_them() {
+    let Some(venv) = venv() else { return };
+    let env = Env::new();
+    let mut f = ProtectedFile::create();
+    f.add_key_custodian("carol@example.com", &raw('c').into(), KeyType::Raw)
+        .unwrap();
+    let kept = line_break_entries();
+    let first = f.audit_log.len();
+    f.audit_log.extend(kept.iter().cloned());
+    f.audit_log.push("nel\u{85}x".to_string());
+    f.audit_log.push("nel\u{85}\u{85}two".to_string());
+    let text = f.to_yaml_string();
+    let path = env.path().join("breaks.yaml");
+    std::fs::write(&path, &text).unwrap();
+    let o = env.run_with(
+        venv.join("bin/python").to_str().unwrap(),
+        &["-c", PY_READ_LOG, path.to_str().unwrap()],
+        "",
+        &[],
+    );
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let (json, python_rewrite) = o.stdout.split_once('\n').unwrap();
+    let python_log: Vec<String> = serde_json::from_str(json).unwrap();
+    let ours = ProtectedFile::from_bytes(text.as_bytes()).unwrap();
+    assert_eq!(ours.audit_log, python_log);
+    // LS and PS round-trip; NEL reads as ruamel reads it.
+    let end = first + kept.len();
+    assert_eq!(ours.audit_log[first..end], kept[..]);
+    assert_eq!(ours.audit_log[end], "nel x");
+    assert_eq!(ours.audit_log[end + 1], "nel\ntwo");
+    // Read-modify-write: the same bytes as the Python tool's.
+    assert_eq!(ours.to_yaml_string(), python_rewrite);
+    // Without NEL, the file survives byte for byte.
+    let mut g = f.clone();
+    g.audit_log.truncate(end);
+    let text = g.to_yaml_string();
+    assert_eq!(
+        ProtectedFile::from_bytes(text.as_bytes())
+            .unwrap()
+            .to_yaml_string(),
+        text
+    );
 }
 
 const PY_EMIT: &str = r#"

@@ -2,6 +2,7 @@
 
 pub mod emit;
 mod fast;
+mod flow;
 pub mod parse;
 pub mod resolve;
 

@@ -146,6 +146,14 @@ pub fn parse_str_full(text: &str) -> Result<Yaml, Error> {
 /// The full parser: saphyr's events, with every check.
 fn parse_events(text: &str) -> Result<Yaml, Error> {
     let mut parser = Parser::new_from_str(text);
+    // Byte offset of each character, built only for a file holding a
+    // character ruamel reads as a line break (see `flow`).
+    let char_starts: Option<Vec<usize>> = super::flow::has_extra_breaks(text).then(|| {
+        text.char_indices()
+            .map(|(i, _)| i)
+            .chain(std::iter::once(text.len()))
+            .collect()
+    });
     let mut stack: Vec<Frame> = Vec::new();
     let mut root: Option<Yaml> = None;
     let mut documents = 0usize;
@@ -201,10 +209,22 @@ fn parse_events(text: &str) -> Result<Yaml, Error> {
                             .to_string(),
                     ));
                 }
-                let node = Yaml::Str {
-                    value: value.into_owned(),
-                    line,
-                };
+                let mut value = value.into_owned();
+                if matches!(style, ScalarStyle::SingleQuoted | ScalarStyle::DoubleQuoted)
+                    && let Some(starts) = &char_starts
+                {
+                    let raw = starts
+                        .get(span.start.index())
+                        .zip(starts.get(span.end.index()))
+                        .and_then(|(&a, &b)| text.get(a..b))
+                        .unwrap_or("");
+                    if super::flow::has_extra_breaks(raw) {
+                        value = super::flow::decode(raw).map_err(|why| {
+                            Error::invalid(Some(line), format!("not valid YAML: {why}"))
+                        })?;
+                    }
+                }
+                let node = Yaml::Str { value, line };
                 attach(&mut stack, &mut root, node)?;
             }
             Event::SequenceStart(anchor, tag) => {
