@@ -23,6 +23,7 @@ use std::sync::Arc;
 
 use gix::ObjectId;
 
+use super::packread::VersionReader;
 use super::repo::Repo;
 use crate::audit::{self, Keep, Meaning, Obj, Truncation, meaning};
 use crate::error::{Error, Result};
@@ -341,20 +342,18 @@ impl Pipeline {
         let git_dir = repo.git_dir().to_owned();
         let options = repo.open_options().clone();
         threads.push(std::thread::spawn(move || {
-            let mut repo = match gix::open_opts(git_dir, options) {
-                Ok(repo) => repo,
+            let mut reader = match gix::open_opts(git_dir, options) {
+                Ok(repo) => {
+                    let budget = pack_cache_bytes(&repo);
+                    VersionReader::new(repo, budget)
+                }
                 Err(e) => {
                     let _ = results_tx.send(Err(Error::git("cannot open the repository", e)));
                     return;
                 }
             };
-            repo.objects.set_pack_cache(|| {
-                Box::new(gix::odb::pack::cache::lru::MemoryCappedHashmap::new(
-                    PACK_CACHE_BYTES,
-                ))
-            });
             for id in reads {
-                match read_version(&repo, id) {
+                match read_version(&mut reader, id) {
                     Ok(Ok(bytes)) => {
                         if jobs_tx.send((id, bytes)).is_err() {
                             return;
@@ -397,8 +396,9 @@ impl Pipeline {
 /// A version's bytes, or (inner error) why it is not loaded: its size
 /// comes from the object header first, so a version over the limit is
 /// reported without being read.
-fn read_version(repo: &gix::Repository, id: ObjectId) -> Result<Result<Vec<u8>>> {
-    let size = repo
+fn read_version(reader: &mut VersionReader, id: ObjectId) -> Result<Result<Vec<u8>>> {
+    let size = reader
+        .repo()
         .find_header(id)
         .map_err(|e| Error::git(format!("cannot read object {id}"), e))?
         .size();
@@ -411,14 +411,22 @@ fn read_version(repo: &gix::Repository, id: ObjectId) -> Result<Result<Vec<u8>>>
             ),
         )));
     }
-    let mut blob = repo
-        .find_blob(id)
-        .map_err(|e| Error::git(format!("cannot read object {id}"), e))?;
-    Ok(Ok(blob.take_data()))
+    Ok(Ok(reader.read(id)?))
 }
 
-/// Memory for decoded pack objects kept while reading versions in order.
-const PACK_CACHE_BYTES: usize = 64 << 20;
+/// Memory for decoded pack objects kept while reading versions, unless
+/// `core.deltaBaseCacheLimit` says otherwise: git's default, so that with
+/// git's budget pprotect reads a history as fast as `git log -p` does.
+const PACK_CACHE_BYTES: usize = 96 << 20;
+
+/// The budget for decoded pack objects: `core.deltaBaseCacheLimit`, as
+/// git reads it, or [`PACK_CACHE_BYTES`].
+fn pack_cache_bytes(repo: &gix::Repository) -> usize {
+    repo.config_snapshot()
+        .integer("core.deltaBaseCacheLimit")
+        .and_then(|n| usize::try_from(n).ok())
+        .unwrap_or(PACK_CACHE_BYTES)
+}
 
 /// Which end of the history to read first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

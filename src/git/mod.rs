@@ -3,6 +3,7 @@
 
 pub mod history;
 pub mod merge;
+pub mod packread;
 pub mod precommit;
 pub mod repo;
 pub mod setup;
