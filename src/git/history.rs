@@ -438,25 +438,29 @@ enum Order {
 /// The direction in which the file's versions are cheapest to read.
 ///
 /// A pack stores a version either whole or as a delta against another, in
-/// chains. `git gc` keeps the newest version whole and older ones as
-/// deltas on newer ones; `git fast-import` (and some servers) the other
-/// way round. Reading against the chains decodes a whole chain for every
-/// version. Consecutive versions' delta depths tell the direction: depth
-/// grows towards the end to read last.
+/// chains. `git gc` mostly keeps newer versions whole and older ones as
+/// deltas on them; `git fast-import` (and some servers) the other way
+/// round. The reader keeps what the chains pass through, within a budget;
+/// reading along the chains makes each version one delta from the last.
+/// Consecutive versions' delta depths tell the direction: depth grows
+/// towards the end to read last.
 fn read_order(repo: &gix::Repository, tasks: &[Task]) -> Order {
-    const SAMPLE: usize = 32;
+    const SAMPLE: usize = 256;
     let depth = |b: &Option<ObjectId>| {
         b.and_then(|id| repo.find_header(id).ok())
             .and_then(|h| h.num_deltas())
             .map(i64::from)
     };
-    let mut toward_older = 0i64;
+    let (mut toward_older, mut sampled) = (0i64, 0i64);
     for t in tasks.iter().take(SAMPLE) {
         if let (Some(new), Some(old)) = (depth(&t.blob), depth(&t.parents[0])) {
             toward_older += (old - new).signum();
+            sampled += 1;
         }
     }
-    if toward_older < 0 {
+    // Only a clear majority turns the order round: `git repack` and
+    // `git gc` mix directions, and git itself reads newest first.
+    if toward_older < -(sampled / 2) {
         Order::OldestFirst
     } else {
         Order::NewestFirst
