@@ -313,7 +313,13 @@ struct Pipeline {
 const LOOKAHEAD: usize = 32;
 
 impl Pipeline {
-    fn start(repo: &gix::Repository, reads: Vec<ObjectId>) -> Pipeline {
+    fn start(repo: &gix::Repository, reads: Vec<ObjectId>) -> Result<Pipeline> {
+        let spawn = |f: Box<dyn FnOnce() + Send>| {
+            std::thread::Builder::new()
+                .name("pprotect-history".into())
+                .spawn(f)
+                .map_err(|e| Error::git("cannot start a thread to read history", e))
+        };
         use std::sync::mpsc::sync_channel;
         use std::sync::{Arc, Mutex};
         let (jobs_tx, jobs_rx) = sync_channel::<(ObjectId, Vec<u8>)>(LOOKAHEAD);
@@ -326,7 +332,7 @@ impl Pipeline {
         for _ in 0..workers {
             let jobs = Arc::clone(&jobs_rx);
             let results = results_tx.clone();
-            threads.push(std::thread::spawn(move || {
+            threads.push(spawn(Box::new(move || {
                 loop {
                     // The lock is held only to take a job, not to parse.
                     let job = jobs.lock().map(|rx| rx.recv());
@@ -336,12 +342,12 @@ impl Pipeline {
                         return;
                     }
                 }
-            }));
+            }))?);
         }
         // gix handles stay on their thread: the reader opens its own.
         let git_dir = repo.git_dir().to_owned();
         let options = repo.open_options().clone();
-        threads.push(std::thread::spawn(move || {
+        threads.push(spawn(Box::new(move || {
             let mut reader = match gix::open_opts(git_dir, options) {
                 Ok(repo) => {
                     let budget = pack_cache_bytes(&repo);
@@ -371,8 +377,8 @@ impl Pipeline {
                     }
                 }
             }
-        }));
-        Pipeline { results, threads }
+        }))?);
+        Ok(Pipeline { results, threads })
     }
 
     /// The next version parsed (in about the order asked for).
@@ -676,7 +682,7 @@ pub fn check_with_progress(
     }
     drop(once);
     let mut per_commit: Vec<Vec<Finding>> = vec![Vec::new(); tasks.len()];
-    let mut pipeline = Pipeline::start(r, reads);
+    let mut pipeline = Pipeline::start(r, reads)?;
     let empty: Parsed = Arc::new(Ok(ProtectedFile::default()));
     let mut cache: HashMap<ObjectId, Parsed> = HashMap::new();
     for (done, &i) in order.iter().enumerate() {
