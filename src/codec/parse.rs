@@ -103,15 +103,7 @@ pub fn find_conflict_marker(text: &str) -> Option<usize> {
 
 /// Parse YAML text into a [`Yaml`] tree.
 pub fn parse_str(text: &str) -> Result<Yaml, Error> {
-    if text.len() > MAX_FILE_BYTES {
-        return Err(Error::invalid(
-            None,
-            format!("file is larger than {MAX_FILE_BYTES} bytes; refusing to load it"),
-        ));
-    }
-    if let Some(line) = find_conflict_marker(text) {
-        return Err(Error::conflict_marker(line));
-    }
+    check_text(text)?;
     // Files as pprotect and pocket_protector write them take the fast
     // path; it answers only where its tree is this parser's.
     if let Some(yaml) = super::fast::parse(text) {
@@ -131,16 +123,22 @@ pub fn parse_fast(text: &str) -> Option<Yaml> {
 /// two).
 #[doc(hidden)]
 pub fn parse_str_full(text: &str) -> Result<Yaml, Error> {
+    check_text(text)?;
+    parse_events(text)
+}
+
+/// What is refused before any parsing: size and conflict markers.
+fn check_text(text: &str) -> Result<(), Error> {
     if text.len() > MAX_FILE_BYTES {
         return Err(Error::invalid(
             None,
             format!("file is larger than {MAX_FILE_BYTES} bytes; refusing to load it"),
         ));
     }
-    if let Some(line) = find_conflict_marker(text) {
-        return Err(Error::conflict_marker(line));
+    match find_conflict_marker(text) {
+        Some(line) => Err(Error::conflict_marker(line)),
+        None => Ok(()),
     }
-    parse_events(text)
 }
 
 /// The full parser: saphyr's events, with every check.
