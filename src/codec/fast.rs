@@ -355,6 +355,24 @@ mod tests {
         }
     }
 
+    /// A continuation line may start with an indicator character; the
+    /// answer must still be the full parser's.
+    #[test]
+    fn continuation_lines_starting_with_indicators() {
+        for c in "-?:,[]{}#&*!|>'\"%@`".chars() {
+            for text in [
+                format!("k: a\n  {c} b\n"),
+                format!("k: a\n  {c}b\n"),
+                format!("k:\n- a\n  {c} b\n"),
+                format!("k: a\n  {c}{c}{c} b\nz: y\n"),
+            ] {
+                if parse(&text).is_some() {
+                    assert!(agrees(&text), "{text:?}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn anything_unusual_is_declined() {
         for text in [
@@ -394,6 +412,9 @@ mod tests {
             "a: -b\n",
             "a: ~\n",
             "a: ''\n",
+            "- a\n  - b\n",
+            "k: a\n  - b\n",
+            "k:\n- a\n  - b\n",
         ] {
             if let Some(y) = parse(text) {
                 // Declining is not required for every one of these, but an
