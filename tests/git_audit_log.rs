@@ -428,3 +428,16 @@ fn version_reader_reads_what_gix_reads() {
         .ok();
     check("deep repack", 0);
 }
+
+/// A repository without commits: nothing to check, said plainly.
+#[test]
+fn no_commits_yet() {
+    let env = Env::new();
+    env.git_init();
+    let o = env.run(&["check-audit-log"], "").code(2);
+    assert!(
+        o.stderr.contains("there are no commits yet"),
+        "{}",
+        o.stderr
+    );
+}

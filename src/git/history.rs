@@ -508,6 +508,12 @@ pub fn check_with_progress(
             .map(|id| id.detach())
             .map_err(|e| Error::git(format!("cannot resolve {s}"), e))
     };
+    if tip == "HEAD" && r.head().is_ok_and(|h| h.is_unborn()) {
+        return Err(Error::git(
+            "HEAD",
+            "there are no commits yet; commit the protected file, then check",
+        ));
+    }
     let tip = resolve(tip)?;
     // Commits verified clean by an earlier run, with all their history.
     let record = use_cache.then(|| Cache::new(repo, path, skew));
