@@ -14,6 +14,13 @@ fn head(env: &Env) -> String {
         .to_string()
 }
 
+/// Run check-audit-log with `args`: clean, `commits` commits checked.
+fn checks_clean(env: &Env, args: &[&str], commits: usize) {
+    let o = env.run(args, "").ok();
+    let total = format!("0 finding(s) in {commits} commit(s) changing protected.yaml\n");
+    assert!(o.stdout.ends_with(&total), "{}", o.stdout);
+}
+
 /// A clean history: branches merged through the driver, a rotation, a
 /// passphrase change, an owner change and a truncation.
 fn clean_history() -> Env {
@@ -64,13 +71,7 @@ fn clean_history() -> Env {
 #[test]
 fn a_clean_history_checks_clean() {
     let env = clean_history();
-    let o = env.run(&["check-audit-log"], "").ok();
-    assert!(
-        o.stdout
-            .ends_with("0 finding(s) in 9 commit(s) changing protected.yaml\n"),
-        "{}",
-        o.stdout
-    );
+    checks_clean(&env, &["check-audit-log"], 9);
     let o = env.run(&["check-audit-log", "--json"], "").ok();
     assert_eq!(o.stdout, "[]\n");
 }
@@ -278,13 +279,7 @@ fn cannot_check_outside_history() {
 #[test]
 fn rechecks_are_incremental_and_never_trust_unverified_commits() {
     let env = clean_history();
-    let o = env.run(&["check-audit-log"], "").ok();
-    assert!(
-        o.stdout
-            .ends_with("0 finding(s) in 9 commit(s) changing protected.yaml\n"),
-        "{}",
-        o.stdout
-    );
+    checks_clean(&env, &["check-audit-log"], 9);
     env.run(&["add-secret"], "dev\nnew-one\nv\n").ok();
     env.commit_all("new one");
     let o = env.run(&["check-audit-log"], "").ok();
@@ -293,24 +288,12 @@ fn rechecks_are_incremental_and_never_trust_unverified_commits() {
         "{}",
         o.stdout
     );
-    let o = env.run(&["check-audit-log", "--no-cache"], "").ok();
-    assert!(
-        o.stdout
-            .ends_with("0 finding(s) in 10 commit(s) changing protected.yaml\n"),
-        "{}",
-        o.stdout
-    );
+    checks_clean(&env, &["check-audit-log", "--no-cache"], 10);
     // Another pprotect version (or rule set) does not reuse the record.
     let cache = env.path().join(".git/pprotect/check-audit-log.cache");
     let text = std::fs::read_to_string(&cache).unwrap();
     std::fs::write(&cache, text.replace(env!("CARGO_PKG_VERSION"), "0.0.0")).unwrap();
-    let o = env.run(&["check-audit-log"], "").ok();
-    assert!(
-        o.stdout
-            .ends_with("0 finding(s) in 10 commit(s) changing protected.yaml\n"),
-        "{}",
-        o.stdout
-    );
+    checks_clean(&env, &["check-audit-log"], 10);
     // A rewritten history: its new commits were never verified, and a
     // hand edit among them is reported, run after run.
     env.git(&["reset", "-q", "--hard", "HEAD~2"]).ok();

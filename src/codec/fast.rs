@@ -176,40 +176,41 @@ impl<'a> Reader<'a> {
     /// indentation `n` (continuation lines are indented deeper).
     fn scalar(&mut self, first: &str, n: usize, line: usize) -> Option<Yaml> {
         let value = if first.starts_with('\'') {
-            let (value, rest) = single_quoted(first)?;
-            if !rest.is_empty() {
-                return None;
-            }
-            value
+            self.quoted(first, n)?
         } else {
-            // A long scalar folds over lines; ruamel leaves the space at
-            // each fold point at the end of the line, and reading drops it.
-            let mut value = String::new();
-            let mut segment = first;
-            loop {
-                let next = self.peek().filter(|l| l.indent > n);
-                if next.is_some() {
-                    segment = segment.strip_suffix(' ').unwrap_or(segment);
-                }
-                if !plain_ok(segment, value.is_empty()) {
-                    return None;
-                }
-                value.push_str(segment);
-                let Some(l) = next else { break };
-                value.push(' ');
-                segment = l.content;
-                self.advance(&l);
+            self.plain(first, n)?
+        };
+        Some(Yaml::Str { value, line })
+    }
+
+    /// A single-quoted scalar, on one line here.
+    fn quoted(&mut self, first: &str, n: usize) -> Option<String> {
+        let (value, rest) = single_quoted(first)?;
+        let continued = self.peek().is_some_and(|l| l.indent > n);
+        (rest.is_empty() && !continued).then_some(value)
+    }
+
+    /// A plain scalar. A long one folds over lines; ruamel leaves the
+    /// space at each fold point at the end of the line, and reading drops
+    /// it.
+    fn plain(&mut self, first: &str, n: usize) -> Option<String> {
+        let mut value = String::new();
+        let mut segment = first;
+        loop {
+            let next = self.peek().filter(|l| l.indent > n);
+            if next.is_some() {
+                segment = segment.strip_suffix(' ').unwrap_or(segment);
             }
-            if resolves_to_non_string(&value) {
+            if !plain_ok(segment, value.is_empty()) {
                 return None;
             }
-            return Some(Yaml::Str { value, line });
-        };
-        // A quoted scalar is on one line here.
-        if self.peek().is_some_and(|l| l.indent > n) {
-            return None;
+            value.push_str(segment);
+            let Some(l) = next else { break };
+            value.push(' ');
+            segment = l.content;
+            self.advance(&l);
         }
-        Some(Yaml::Str { value, line })
+        (!resolves_to_non_string(&value)).then_some(value)
     }
 }
 

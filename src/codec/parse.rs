@@ -58,13 +58,18 @@ impl Yaml {
     }
 }
 
+/// The error for a file over [`MAX_FILE_BYTES`] (never loaded).
+pub fn too_large() -> Error {
+    Error::invalid(
+        None,
+        format!("file is larger than {MAX_FILE_BYTES} bytes; refusing to load it"),
+    )
+}
+
 /// Decode raw file bytes: size limit, UTF-8, then [`parse_str`].
 pub fn parse_bytes(bytes: &[u8]) -> Result<Yaml, Error> {
     if bytes.len() > MAX_FILE_BYTES {
-        return Err(Error::invalid(
-            None,
-            format!("file is larger than {MAX_FILE_BYTES} bytes; refusing to load it"),
-        ));
+        return Err(too_large());
     }
     let text = std::str::from_utf8(bytes).map_err(|e| {
         let line = line_of_offset(bytes, e.valid_up_to());
@@ -130,10 +135,7 @@ pub fn parse_str_full(text: &str) -> Result<Yaml, Error> {
 /// What is refused before any parsing: size and conflict markers.
 fn check_text(text: &str) -> Result<(), Error> {
     if text.len() > MAX_FILE_BYTES {
-        return Err(Error::invalid(
-            None,
-            format!("file is larger than {MAX_FILE_BYTES} bytes; refusing to load it"),
-        ));
+        return Err(too_large());
     }
     match find_conflict_marker(text) {
         Some(line) => Err(Error::conflict_marker(line)),

@@ -299,8 +299,8 @@ fn blob_at(commit: &gix::Commit<'_>, path: &str) -> Result<Option<ObjectId>> {
 }
 
 /// Versions read and parsed ahead of the checks, in the order the
-/// checks need them: one thread reads the blobs (in pack order, through
-/// the pack cache), the others parse them, and the checks run on the
+/// checks need them: one thread reads the blobs (through a
+/// [`VersionReader`]), the others parse them, and the checks run on the
 /// caller's thread meanwhile. Bounded channels keep at most a few dozen
 /// versions in flight, so memory stays bounded whatever the history's
 /// length.
@@ -409,13 +409,7 @@ fn read_version(reader: &mut VersionReader, id: ObjectId) -> Result<Result<Vec<u
         .map_err(|e| Error::git(format!("cannot read object {id}"), e))?
         .size();
     if size > crate::codec::MAX_FILE_BYTES as u64 {
-        return Ok(Err(Error::invalid(
-            None,
-            format!(
-                "file is larger than {} bytes; refusing to load it",
-                crate::codec::MAX_FILE_BYTES
-            ),
-        )));
+        return Ok(Err(crate::codec::too_large()));
     }
     Ok(Ok(reader.read(id)?))
 }
@@ -662,8 +656,8 @@ pub fn check_with_progress(
 
     // Pass 2: parse each distinct blob once, check, and drop parses no
     // later check needs. Versions are read in the direction their pack
-    // stores them (see `read_order`), so the pack cache resolves each
-    // delta chain once instead of once per version.
+    // stores them (see `read_order`), so each costs the reader about one
+    // delta.
     let mut uses: HashMap<ObjectId, usize> = HashMap::new();
     for t in &tasks {
         for b in std::iter::once(&t.blob).chain(&t.parents).flatten() {
