@@ -46,6 +46,7 @@ pub mod json;
 pub mod model;
 pub mod ops;
 pub mod passcmd;
+pub mod provenance;
 pub mod store;
 
 pub use api::{Creds, Decrypted, KeyFile};

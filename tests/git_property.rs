@@ -4,7 +4,11 @@
 //! truly conflict, git must complete without a conflict; when git stops,
 //! `pprotect resolve` must name a true conflict (never the audit log). At
 //! the end every branch checks clean with `check-audit-log` and its file is
-//! canonical.
+//! canonical. Rotations of the domain's key are among the operations, and
+//! git operations run with or without the owner's credentials in the
+//! driver's environment: after every operation the domain decrypts on the
+//! branch it ran on, and at the end on every branch (nothing is ever left
+//! sealed to a key that is no longer the domain's).
 //!
 //! Cases: `PPROTECT_GIT_PROPTEST_CASES` (default 16). Failing cases are kept
 //! by proptest in `git_property.proptest-regressions` beside this file and
@@ -33,6 +37,8 @@ enum Op {
     /// the number of branches).
     UpdateBase(usize, u8),
     RemoveBase(usize, u8),
+    /// On branch `b`: rotate dev's key (an owner's operation).
+    Rotate(usize),
 }
 
 #[derive(Debug, Clone)]
@@ -42,6 +48,9 @@ enum GitOp {
     CherryPick(usize, usize, u8),
     Revert(usize, u8),
     Squash(usize, usize),
+    /// The operation with the owner's credentials in the environment, so
+    /// the driver can re-seal.
+    AsOwner(Box<GitOp>),
 }
 
 fn op(n: usize) -> impl Strategy<Value = Op> {
@@ -51,10 +60,21 @@ fn op(n: usize) -> impl Strategy<Value = Op> {
         1 => (0..n, 0..4u8).prop_map(|(b, k)| Op::Remove(b, k)),
         1 => (0..n, 0..BASE_SECRETS as u8).prop_map(|(b, k)| Op::UpdateBase(b, k)),
         1 => (0..n, 0..BASE_SECRETS as u8).prop_map(|(b, k)| Op::RemoveBase(b, k)),
+        1 => (0..n).prop_map(Op::Rotate),
     ]
 }
 
 fn git_op(n: usize) -> impl Strategy<Value = GitOp> {
+    (plain_git_op(n), any::<bool>()).prop_map(|(op, owner)| {
+        if owner {
+            GitOp::AsOwner(Box::new(op))
+        } else {
+            op
+        }
+    })
+}
+
+fn plain_git_op(n: usize) -> impl Strategy<Value = GitOp> {
     prop_oneof![
         3 => (0..n, 0..n).prop_map(|(a, b)| GitOp::Merge(a, b)),
         2 => (0..n, 0..n).prop_map(|(a, b)| GitOp::Rebase(a, b)),
@@ -121,6 +141,18 @@ fn checkout(env: &Env, b: usize) {
 /// Apply one pprotect operation; refused ones (missing or existing
 /// secret) are skipped, as a user would move on.
 fn apply(env: &Env, op: &Op, n: usize) {
+    if let Op::Rotate(b) = op {
+        checkout(env, *b);
+        let o = env.run_with(
+            crate::harness::bin(),
+            &["rotate-domain-keys"],
+            "dev\n",
+            &OWNER,
+        );
+        assert_eq!(o.code, 0, "{o:#?}");
+        env.commit_all("rotate dev");
+        return;
+    }
     let (b, cmd, name, value) = match op {
         Op::Add(b, k) => (*b, "add-secret", format!("{}-s{k}", BRANCHES[*b]), true),
         Op::Update(b, k) => (*b, "update-secret", format!("{}-s{k}", BRANCHES[*b]), true),
@@ -137,6 +169,7 @@ fn apply(env: &Env, op: &Op, n: usize) {
             format!("base{}", owned_base(*b, *k, n)),
             false,
         ),
+        Op::Rotate(_) => unreachable!("handled above"),
     };
     checkout(env, b);
     let input = if value {
@@ -157,6 +190,28 @@ fn owned_base(b: usize, k: u8, n: usize) -> usize {
     (k - k % n + b) % BASE_SECRETS
 }
 
+/// The owner's credentials, for operations that need them.
+const OWNER: [(&str, &str); 2] = [("PPROTECT_USER", A), ("PPROTECT_PASSPHRASE", "pw-a")];
+
+/// The domain decrypts whole for its owner on the checked-out branch.
+fn decrypts(env: &Env, what: &str) -> Result<(), TestCaseError> {
+    let o = env.run_with(
+        crate::harness::bin(),
+        &["decrypt-domain", "dev"],
+        "",
+        &OWNER,
+    );
+    prop_assert_eq!(
+        o.code,
+        0,
+        "dev does not decrypt after {}: {}\n{}",
+        what,
+        o.stderr,
+        env.read()
+    );
+    Ok(())
+}
+
 fn conflicted_in_markers(env: &Env) -> bool {
     std::fs::read_to_string(env.file())
         .map(|t| t.contains("<<<<<<<"))
@@ -167,6 +222,10 @@ fn conflicted_in_markers(env: &Env) -> bool {
 /// stopped on a true conflict (which `pprotect resolve` names), `Err` on a
 /// conflict that is not a true one.
 fn run_git(env: &Env, op: &GitOp) -> Result<bool, TestCaseError> {
+    let (op, extra): (&GitOp, &[(&str, &str)]) = match op {
+        GitOp::AsOwner(inner) => (inner, &OWNER),
+        op => (op, &[]),
+    };
     let (args, abort): (Vec<String>, &[&str]) = match op {
         GitOp::Merge(a, b) if a != b => {
             checkout(env, *a);
@@ -225,13 +284,14 @@ fn run_git(env: &Env, op: &GitOp) -> Result<bool, TestCaseError> {
         _ => return Ok(true),
     };
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let o = env.git(&args);
+    let o = env.run_with("git", &args, "", extra);
     if o.code == 0 {
         if let GitOp::Squash(..) = op {
             // Nothing to commit when the branch was already merged.
             env.git(&["commit", "-q", "--no-edit", "-m", "squash"]);
         }
         prop_assert!(!conflicted_in_markers(env), "markers after {op:?}");
+        decrypts(env, &format!("{op:?}"))?;
         return Ok(true);
     }
     // Git stopped. It may be for a reason that is not a conflict in the
@@ -252,6 +312,7 @@ fn run_git(env: &Env, op: &GitOp) -> Result<bool, TestCaseError> {
     }
     env.git(abort);
     env.git(&["reset", "-q", "--hard"]);
+    decrypts(env, &format!("{op:?} (aborted)"))?;
     Ok(false)
 }
 
@@ -273,6 +334,7 @@ fn check_branches(env: &Env, n: usize) -> Result<(), TestCaseError> {
         let f = pprotect::ProtectedFile::from_bytes(text.as_bytes())
             .map_err(|e| TestCaseError::fail(format!("{e}")))?;
         prop_assert_eq!(f.to_yaml_string(), text, "not canonical");
+        decrypts(env, &format!("all operations, on {name}"))?;
     }
     Ok(())
 }

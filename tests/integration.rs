@@ -13,6 +13,7 @@ mod git_merge;
 mod git_operations;
 mod git_property;
 mod git_resolve;
+mod git_rotation;
 mod git_textconv_precommit;
 mod hostile;
 mod reliability;

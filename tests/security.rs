@@ -44,7 +44,7 @@ fn a_swapped_domain_key_is_never_sealed_to() {
     assert_eq!(o.code, 1, "{o:#?}");
     assert!(
         o.stderr.contains(
-            "secret api-token of domain dev: sealed to the old key of domain dev; the new key on their side does not verify for a@example.com"
+            "secret api-token of domain dev: sealed to the old key of domain dev, which their side rotated; the new key of domain dev on their side does not prove it came from an owner (a@example.com cannot open it from their side's owner entry)"
         ),
         "{}",
         o.stderr
@@ -53,7 +53,7 @@ fn a_swapped_domain_key_is_never_sealed_to() {
     // Nothing in the working file opens with the attacker's key.
     for line in env.read().lines() {
         if let Some((_, v)) = line.split_once(": ")
-            && let Ok(bytes) = crypto::decode_b64(v.trim())
+            && let Ok(bytes) = crypto::decode_v0(v.trim())
         {
             assert!(attacker.unseal(&bytes).is_none(), "sealed to the attacker");
         }
@@ -506,6 +506,12 @@ fn a_swapped_key_sealed_to_the_owner_still_does_not_verify() {
     env.commit_all("api token");
     let o = merge_as_owner(&env, "attack");
     assert_eq!(o.code, 1, "{o:#?}");
-    assert!(o.stderr.contains("does not verify"), "{}", o.stderr);
+    assert!(
+        o.stderr.contains(
+            "does not prove it came from an owner (secret base does not carry its value over)"
+        ),
+        "{}",
+        o.stderr
+    );
     assert!(!o.stderr.contains("re-sealed secret"), "{}", o.stderr);
 }

@@ -301,6 +301,8 @@ pub fn run(cli: Cli) -> Result<(), Fail> {
             ours,
             theirs,
             show,
+            reseal,
+            yes,
             scope,
             entry,
         } => {
@@ -309,7 +311,8 @@ pub fn run(cli: Cli) -> Result<(), Fail> {
                 (_, true) => Some(pprotect::git::merge::Side::Theirs),
                 _ => None,
             };
-            resolve(&cli, side, *show, scope.clone(), entry.clone())
+            let reseal = reseal.then_some(*yes);
+            resolve(&cli, side, *show, reseal, scope.clone(), entry.clone())
         }
         Command::Edit { domain, yes } => super::workflows::edit(&cli, &t, domain, *yes),
         Command::Import {
@@ -850,6 +853,19 @@ fn merge_driver(
             sanitize(note)
         ));
     }
+    if !merged.resealed_to.is_empty()
+        && let Some(repo) = std::env::current_dir()
+            .ok()
+            .and_then(|d| pprotect::git::repo::Repo::discover(&d).ok())
+    {
+        for line in rotation_lines(&repo, path.unwrap_or(label), &merged.resealed_to) {
+            errln(&format!(
+                "pprotect merge-driver: {}: {}",
+                sanitize(label),
+                sanitize(&line)
+            ));
+        }
+    }
     store::write_atomic(current, merged.text.as_bytes())?;
     if merged.conflicts.is_empty() {
         return Ok(());
@@ -863,6 +879,88 @@ fn merge_driver(
         ));
     }
     Err(Fail::Quiet(1))
+}
+
+/// The stages of a conflict git no longer records as unmerged: after
+/// `git add` of the file with its markers, from the index's resolve-undo
+/// record; after committing it, from the merge commit's parents. `None`
+/// when the file has no markers; an error saying what to run when the
+/// stages cannot be found.
+#[allow(clippy::type_complexity)]
+fn recover_stages(
+    repo: &pprotect::git::repo::Repo,
+    rel: &str,
+    path: &Path,
+    shown: &str,
+) -> Result<Option<(Option<Vec<u8>>, Option<Vec<u8>>, Option<Vec<u8>>)>, Fail> {
+    let text = match store::read_bounded(path) {
+        Ok(t) => t,
+        Err(_) => return Ok(None),
+    };
+    let Ok(text) = std::str::from_utf8(&text) else {
+        return Ok(None);
+    };
+    if pprotect::codec::find_conflict_marker(text).is_none() {
+        return Ok(None);
+    }
+    // Committed with its markers in a merge commit: redo that merge.
+    let committed_markers = repo
+        .blob_at_rev("HEAD", rel)?
+        .and_then(|b| String::from_utf8(b).ok())
+        .is_some_and(|t| pprotect::codec::find_conflict_marker(&t).is_some());
+    if committed_markers && let Some(s) = repo.merge_commit_stages("HEAD", rel)? {
+        errln(&format!(
+            "pprotect resolve: {shown} was committed with conflict markers in merge commit HEAD; redoing the merge from its parents (commit the result with `git commit --amend`)"
+        ));
+        return Ok(Some(s));
+    }
+    if let Some(s) = repo.resolve_undo(rel)? {
+        errln(&format!(
+            "pprotect resolve: {shown} was added with conflict markers; redoing the merge from the stages git recorded then"
+        ));
+        return Ok(Some(s));
+    }
+    Err(Fail::msg(
+        1,
+        format!(
+            "{shown} has conflict markers but git has no record of the merge: restore the conflict with `git checkout -m -- {shown}` if the merge is still in progress, else take the last good version with `git checkout HEAD -- {shown}` (or an earlier commit) and redo the change"
+        ),
+    ))
+}
+
+/// Whether recovered stages come from a merge commit (two parents kept).
+fn recovered_merge(repo: &pprotect::git::repo::Repo, recovered: bool) -> bool {
+    recovered
+        && repo
+            .repo
+            .head_commit()
+            .is_ok_and(|c| c.parent_ids().count() > 1)
+}
+
+/// One line per rotated key entries were (or would be) re-sealed to,
+/// naming the commits that introduced it and their authors: the merging
+/// owner sees whose key they trusted.
+fn rotation_lines(
+    repo: &pprotect::git::repo::Repo,
+    path: &str,
+    keys: &[(String, [u8; 32])],
+) -> Vec<String> {
+    keys.iter()
+        .map(|(domain, pk)| {
+            let commits = pprotect::git::keys::key_commits(repo, path, pk);
+            if commits.is_empty() {
+                format!(
+                    "the new key of domain {domain} comes from no commit found in the merged histories"
+                )
+            } else {
+                let list: Vec<String> = commits.iter().map(ToString::to_string).collect();
+                format!(
+                    "the new key of domain {domain} was introduced by commit {}",
+                    list.join(", commit ")
+                )
+            }
+        })
+        .collect()
 }
 
 /// The repository of the current directory and the protected file's path
@@ -982,16 +1080,25 @@ fn resolve(
     cli: &Cli,
     side: Option<pprotect::git::merge::Side>,
     show: bool,
+    reseal: Option<bool>,
     scope: Option<String>,
     entry: Option<String>,
 ) -> Result<(), Fail> {
     use pprotect::git::merge::{self, Choice, Keyring, Shown};
     let (repo, rel) = repo_target(cli)?;
     let shown = sanitize(&rel);
-    let Some((base, ours, theirs)) = repo.stages(&rel)? else {
-        outln(&format!("no merge conflict in {shown}"))?;
-        return Ok(());
+    let path = repo.workdir()?.join(&rel);
+    let (stages, recovered) = match repo.stages(&rel)? {
+        Some(s) => (s, false),
+        None => match recover_stages(&repo, &rel, &path, &shown)? {
+            Some(s) => (s, true),
+            None => {
+                outln(&format!("no merge conflict in {shown}"))?;
+                return Ok(());
+            }
+        },
     };
+    let (base, ours, theirs) = stages;
     let (Some(ours), Some(theirs)) = (ours, theirs) else {
         return Err(Fail::msg(
             1,
@@ -1018,8 +1125,96 @@ fn resolve(
         .collect();
     // A merge commit keeps both parents' entries; anything else (rebase,
     // cherry-pick, revert, squash) is committed on top of ours alone.
-    let single_parent = !repo.git_dir().join("MERGE_HEAD").exists();
-    let merged = merge::merge_with(&b, &o, &t, creds.as_ref(), 7, &choices, single_parent);
+    let single_parent =
+        !repo.git_dir().join("MERGE_HEAD").exists() && !recovered_merge(&repo, recovered);
+    // --reseal is an owner's explicit decision: credentials are asked for
+    // when none are given, and each rotated key is shown before it is
+    // trusted.
+    let mut trust = Vec::new();
+    let keys = match (&creds, reseal) {
+        (Some(c), _) => Some(Keyring::new(c)),
+        (None, Some(_)) => Some(Keyring::from_unlocked(creds::get(cli, &o, &shown)?)),
+        (None, None) => None,
+    };
+    let keys = if let Some(yes) = reseal {
+        let probe = merge::merge_opts(
+            &b,
+            &o,
+            &t,
+            merge::Options {
+                keys: None,
+                marker_size: 7,
+                choices: Vec::new(),
+                single_parent,
+                trust: Vec::new(),
+            },
+        );
+        let mut rotated: Vec<(String, [u8; 32])> = Vec::new();
+        for c in &probe.conflicts {
+            let merge::Place::Secret(d, _) = &c.place else {
+                continue;
+            };
+            if scope.as_ref().is_some_and(|s| s != d) || rotated.iter().any(|(x, _)| x == d) {
+                continue;
+            }
+            let base_pk = b.domains.get(d).map(|x| x.public_key);
+            let new_pk = [&o, &t]
+                .into_iter()
+                .filter_map(|f| f.domains.get(d).map(|x| x.public_key))
+                .find(|pk| Some(*pk) != base_pk);
+            if let (Some(_), Some(pk)) = (base_pk, new_pk) {
+                rotated.push((d.clone(), pk));
+            }
+        }
+        if rotated.is_empty() {
+            return Err(Fail::msg(
+                1,
+                format!(
+                    "nothing to re-seal in {shown}{}: no conflicting secret is sealed to the old key of a rotated domain",
+                    scope
+                        .as_ref()
+                        .map(|s| format!(" for domain {}", sanitize(s)))
+                        .unwrap_or_default()
+                ),
+            ));
+        }
+        for line in rotation_lines(&repo, &rel, &rotated) {
+            outln(&sanitize(&line))?;
+        }
+        let names: Vec<String> = rotated.iter().map(|(d, _)| sanitize(d)).collect();
+        if !yes {
+            if !term::stdin_is_tty() {
+                return Err(Fail::msg(
+                    1,
+                    "resolve --reseal asks before trusting a key: run it on a terminal, or add --yes"
+                        .to_string(),
+                ));
+            }
+            if !term::confirm(&format!(
+                "Re-seal to the new key of domain {}? [y/N] ",
+                names.join(", ")
+            ))? {
+                outln("Aborting...")?;
+                return Err(Fail::Quiet(1));
+            }
+        }
+        trust = rotated.into_iter().map(|(d, _)| d).collect();
+        keys
+    } else {
+        keys
+    };
+    let merged = merge::merge_opts(
+        &b,
+        &o,
+        &t,
+        merge::Options {
+            keys,
+            marker_size: 7,
+            choices,
+            single_parent,
+            trust,
+        },
+    );
     if show {
         let mut keys = match &creds {
             Some(c) => Keyring::new(c),
@@ -1117,7 +1312,11 @@ fn resolve(
     for note in &merged.notes {
         errln(&format!("pprotect resolve: {}", sanitize(note)));
     }
-    let path = repo.workdir()?.join(&rel);
+    if reseal.is_none() {
+        for line in rotation_lines(&repo, &rel, &merged.resealed_to) {
+            errln(&format!("pprotect resolve: {}", sanitize(&line)));
+        }
+    }
     store::write_atomic(&path, merged.text.as_bytes())?;
     if merged.conflicts.is_empty() {
         errln(&format!(

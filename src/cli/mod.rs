@@ -103,7 +103,7 @@ Subcommands:
                         hook into this clone (--check, --uninstall)
     merge-driver O A B [PATH]
                         three-way merge of protected files (called by git)
-    resolve [--ours|--theirs|--show] [DOMAIN [ENTRY]]
+    resolve [--ours|--theirs|--show|--reseal [--yes]] [DOMAIN [ENTRY]]
                         list or settle the protected file's merge conflicts
     check-audit-log     cross-check the audit log against git history
                         (--range A..B, --json, --skew SECONDS, --no-cache)
@@ -410,6 +410,15 @@ pub enum Command {
         /// Print both decrypted values of each conflicting secret (owners).
         #[arg(long)]
         show: bool,
+        /// Re-seal entries sealed to a domain's old key to its rotated key
+        /// although the rotation does not prove it came from an owner
+        /// (shows who rotated it and asks first); for DOMAIN, or every
+        /// such domain.
+        #[arg(long, conflicts_with = "show")]
+        reseal: bool,
+        /// With --reseal: do not ask for confirmation.
+        #[arg(long, requires = "reseal")]
+        yes: bool,
         /// A domain (or a custodian, or `audit-log`).
         scope: Option<String>,
         /// A secret or owner of that domain.

@@ -52,6 +52,10 @@ pub enum Kind {
     /// A logged change without the shape its operation always has (a
     /// domain key replaced with no owner entry re-sealed).
     MisshapenChange,
+    /// An entry whose ciphertext appeared before under another key of its
+    /// domain (or of its custodian): it was never re-sealed, so it is
+    /// sealed to a key that is no longer the domain's.
+    StaleKey,
 }
 
 impl Kind {
@@ -67,6 +71,7 @@ impl Kind {
             Kind::OutOfOrder => "out-of-order",
             Kind::UnrecognizedEntry => "unrecognized-entry",
             Kind::MisshapenChange => "misshapen-change",
+            Kind::StaleKey => "stale-key",
         }
     }
 }
@@ -112,7 +117,7 @@ pub struct Report {
 
 /// The rules version: bump it whenever what check-audit-log accepts or
 /// reports changes, so earlier verdicts are not reused.
-const RULES: &str = "rules-2";
+const RULES: &str = "rules-3";
 
 /// Commits an earlier run verified clean (with all their history), kept
 /// in the repository's git directory (never committed, so never shared):
@@ -682,6 +687,9 @@ pub fn check_with_progress(
     }
     drop(once);
     let mut per_commit: Vec<Vec<Finding>> = vec![Vec::new(); tasks.len()];
+    // What each version sealed (or moved) that its parents do not hold
+    // under the same keys, for the stale-key check.
+    let mut intro: Vec<Vec<crate::provenance::Sealing>> = vec![Vec::new(); tasks.len()];
     let mut pipeline = Pipeline::start(r, reads)?;
     let empty: Parsed = Arc::new(Ok(ProtectedFile::default()));
     let mut cache: HashMap<ObjectId, Parsed> = HashMap::new();
@@ -698,6 +706,13 @@ pub fn check_with_progress(
         let parents: Vec<(bool, Parsed)> =
             task.parents.iter().map(|p| (p.is_none(), get(p))).collect();
         per_commit[i] = check_commit(task, path, skew, &new, &parents);
+        if let Ok(nf) = new.as_ref() {
+            let ps: Vec<&ProtectedFile> = parents
+                .iter()
+                .filter_map(|(_, p)| p.as_ref().as_ref().ok())
+                .collect();
+            intro[i] = crate::provenance::introduced(nf, &ps);
+        }
         progress(done + 1, tasks.len());
         for b in std::iter::once(&task.blob).chain(&task.parents).flatten() {
             let n = uses.get_mut(b).expect("counted");
@@ -708,6 +723,7 @@ pub fn check_with_progress(
         }
     }
     pipeline.finish()?;
+    check_stale_keys(&tasks, &intro, &mut per_commit);
     // Oldest first, as the log reads.
     per_commit.reverse();
     notes.reverse();
@@ -811,6 +827,60 @@ fn check_commit(
     }
     dedupe(&mut findings);
     findings
+}
+
+/// Report entries whose ciphertext first appeared under other keys: the
+/// first appearance (earliest commit time; on a tie, the commit the walk
+/// reached later, an ancestor) is where it was sealed.
+fn check_stale_keys(
+    tasks: &[Task],
+    intro: &[Vec<crate::provenance::Sealing>],
+    per_commit: &mut [Vec<Finding>],
+) {
+    use crate::provenance::Digest16;
+    let mut first: HashMap<Digest16, (i64, usize, &crate::provenance::Sealing)> = HashMap::new();
+    for (i, list) in intro.iter().enumerate() {
+        let t = tasks[i].time;
+        for s in list {
+            let better = match first.get(&s.cipher) {
+                None => true,
+                Some((ft, fi, _)) => t < *ft || (t == *ft && i > *fi),
+            };
+            if better {
+                first.insert(s.cipher, (t, i, s));
+            }
+        }
+    }
+    for (i, list) in intro.iter().enumerate() {
+        for s in list {
+            let Some((_, fi, f)) = first.get(&s.cipher) else {
+                continue;
+            };
+            if *fi == i || !s.keys_differ(f) {
+                continue;
+            }
+            let obj = if s.owner {
+                Obj::Owner(s.domain.clone(), s.name.clone())
+            } else {
+                Obj::Secret(s.domain.clone(), s.name.clone())
+            };
+            let (domain, secret, custodian) = obj.fields();
+            per_commit[i].push(Finding {
+                commit: tasks[i].id.to_string(),
+                summary: tasks[i].summary.clone(),
+                kind: Kind::StaleKey,
+                domain,
+                secret,
+                custodian,
+                entry: None,
+                message: format!(
+                    "{} (from commit {})",
+                    s.describe_stale(f),
+                    &tasks[*fi].id.to_string()[..7]
+                ),
+            });
+        }
+    }
 }
 
 fn dedupe(f: &mut Vec<Finding>) {

@@ -31,7 +31,7 @@ use crate::error::Result;
 use crate::model::{Domain, ProtectedFile};
 
 /// One side of a merge, for labels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Side {
     /// The current branch (`%A`).
     Ours,
@@ -102,6 +102,9 @@ pub struct Merged {
     pub conflicts: Vec<Conflict>,
     /// What was resolved with credentials (re-sealed entries).
     pub notes: Vec<String>,
+    /// The rotated domain keys entries were re-sealed to: domain and
+    /// public key (to name the commits that rotated them).
+    pub resealed_to: Vec<(String, [u8; 32])>,
 }
 
 /// Parse a merge input; an empty file (no common ancestor) is an empty
@@ -150,18 +153,36 @@ enum Versions {
     Log(Vec<String>, Vec<String>),
 }
 
+/// Who a sealed entry is sealed to, as far as the merge can tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    /// The base holds this exact ciphertext under this name.
+    Base,
+    /// Ours introduced it.
+    Ours,
+    /// Theirs introduced it.
+    Theirs,
+    /// The merge sealed it (to the merged key).
+    Merge,
+}
+
 struct State<'a> {
     base: &'a ProtectedFile,
     ours: &'a ProtectedFile,
     theirs: &'a ProtectedFile,
     merged: ProtectedFile,
     conflicts: Vec<(Conflict, Versions)>,
-    /// Conflicts on entries sealed to a stale key: index, and the side
-    /// whose entry is stale.
-    stale: Vec<(usize, Side)>,
     notes: Vec<String>,
     keys: Option<Keyring<'a>>,
     single_parent: bool,
+    /// Domains whose merged key the merging owner trusts explicitly
+    /// (`pprotect resolve --reseal`).
+    trust: Vec<String>,
+    /// Per domain: whether its merged key may be sealed to (`Err` says
+    /// why not), decided once.
+    key_ok: BTreeMap<String, std::result::Result<(), String>>,
+    /// Rotated keys the merge re-sealed entries to.
+    resealed_to: BTreeSet<(String, [u8; 32])>,
 }
 
 /// The merging owner's keys: the custodian key derived once per distinct
@@ -294,8 +315,9 @@ impl Choice {
 }
 
 /// [`merge`], taking a side for the conflicts `choices` name (the first
-/// matching choice wins). A side whose entry is sealed to a key the other
-/// side rotated cannot be taken; that conflict stays, with the reason.
+/// matching choice wins). A side whose entry is sealed to a key that is not
+/// the domain's (or custodian's) after the merge cannot be taken; that
+/// conflict stays, with the reason.
 ///
 /// `single_parent`: the result is committed on top of ours alone (a
 /// rebase, cherry-pick, revert or squash, not a merge commit). Taking ours
@@ -310,26 +332,72 @@ pub fn merge_with(
     choices: &[Choice],
     single_parent: bool,
 ) -> Merged {
+    merge_opts(
+        base,
+        ours,
+        theirs,
+        Options {
+            keys: creds.map(Keyring::new),
+            marker_size,
+            choices: choices.to_vec(),
+            single_parent,
+            trust: Vec::new(),
+        },
+    )
+}
+
+/// How to merge: the merging owner's keys, conflict choices, and which
+/// rotated keys the owner trusts explicitly.
+pub struct Options<'c> {
+    /// The merging owner's keys, when credentials are available.
+    pub keys: Option<Keyring<'c>>,
+    /// git's conflict marker size.
+    pub marker_size: usize,
+    /// Sides to take for conflicts.
+    pub choices: Vec<Choice>,
+    /// Whether the result is committed on top of ours alone.
+    pub single_parent: bool,
+    /// Domains whose merged (rotated) key the owner trusts without the
+    /// proof a rotation normally gives (`pprotect resolve --reseal`).
+    pub trust: Vec<String>,
+}
+
+/// The general merge: see [`merge_with`].
+pub fn merge_opts<'c>(
+    base: &'c ProtectedFile,
+    ours: &'c ProtectedFile,
+    theirs: &'c ProtectedFile,
+    opts: Options<'c>,
+) -> Merged {
+    let actor = opts
+        .keys
+        .as_ref()
+        .map_or("pprotect merge-driver", |k| k.name())
+        .to_string();
     let mut st = State {
         base,
         ours,
         theirs,
         merged: ProtectedFile::default(),
         conflicts: Vec::new(),
-        stale: Vec::new(),
         notes: Vec::new(),
-        keys: creds.map(Keyring::new),
-        single_parent,
+        keys: opts.keys,
+        single_parent: opts.single_parent,
+        trust: opts.trust,
+        key_ok: BTreeMap::new(),
+        resealed_to: BTreeSet::new(),
     };
+    let choices = &opts.choices;
     st.merge_custodians();
     st.merge_domains();
-    st.check_stale();
+    st.enforce_keys();
     st.merge_log();
     st.apply_choices(choices);
     st.find_orphans();
     st.apply_choices(choices);
-    let actor = creds.map_or("pprotect merge-driver", Creds::name);
-    st.finish(marker_size, actor)
+    st.enforce_keys();
+    st.apply_choices(choices);
+    st.finish(opts.marker_size, &actor)
 }
 
 impl<'a> State<'a> {
@@ -427,15 +495,27 @@ impl<'a> State<'a> {
             }
         };
         let empty = BTreeMap::new();
-        let owners =
-            self.merge_sealed(b.map_or(&empty, |d| &d.owners), &o.owners, &t.owners, |n| {
-                Place::Owner(name.to_string(), n.to_string())
-            });
+        let owners = self.merge_sealed(
+            name,
+            false,
+            b.map_or(&empty, |d| &d.owners),
+            &o.owners,
+            &t.owners,
+            &BTreeSet::new(),
+            &public_key,
+        );
+        // A logged rotation on one side re-sealed the base's secrets: that
+        // side's re-seal is not a change of value, so an update or a
+        // removal on the other side is no conflict.
+        let resealed = b.map_or_else(BTreeSet::new, |b| self.resealed_by_rotation(name, b, o, t));
         let secrets = self.merge_sealed(
+            name,
+            true,
             b.map_or(&empty, |d| &d.secrets),
             &o.secrets,
             &t.secrets,
-            |n| Place::Secret(name.to_string(), n.to_string()),
+            &resealed,
+            &public_key,
         );
         Domain {
             public_key,
@@ -444,186 +524,180 @@ impl<'a> State<'a> {
         }
     }
 
+    /// The secrets of domain `name` that the one side which rotated the
+    /// domain's key (and logged it) re-sealed without logging an update:
+    /// `(side, names)`.
+    fn resealed_by_rotation(
+        &self,
+        name: &str,
+        b: &Domain,
+        o: &Domain,
+        t: &Domain,
+    ) -> BTreeSet<(Side, String)> {
+        let (side, r, file) = if o.public_key != b.public_key && t.public_key == b.public_key {
+            (Side::Ours, o, self.ours)
+        } else if t.public_key != b.public_key && o.public_key == b.public_key {
+            (Side::Theirs, t, self.theirs)
+        } else {
+            return BTreeSet::new();
+        };
+        let (logged, updated) = logged_rotation(self.base, file, name);
+        if !logged {
+            return BTreeSet::new();
+        }
+        b.secrets
+            .iter()
+            .filter(|(k, v)| r.secrets.get(*k).is_some_and(|rv| rv != *v) && !updated.contains(*k))
+            .map(|(k, _)| (side, k.clone()))
+            .collect()
+    }
+
+    #[allow(clippy::too_many_arguments)]
     fn merge_sealed(
         &mut self,
+        domain: &str,
+        secrets: bool,
         b: &BTreeMap<String, Vec<u8>>,
         o: &BTreeMap<String, Vec<u8>>,
         t: &BTreeMap<String, Vec<u8>>,
-        place: impl Fn(&str) -> Place,
+        resealed: &BTreeSet<(Side, String)>,
+        merged_pk: &[u8; 32],
     ) -> BTreeMap<String, Vec<u8>> {
+        let place = |n: &str| {
+            if secrets {
+                Place::Secret(domain.to_string(), n.to_string())
+            } else {
+                Place::Owner(domain.to_string(), n.to_string())
+            }
+        };
         let keys: BTreeSet<&String> = b.keys().chain(o.keys()).chain(t.keys()).collect();
         let mut out = BTreeMap::new();
         for k in keys {
             let (bv, ov, tv) = (b.get(k), o.get(k), t.get(k));
-            match pick(bv, ov, tv) {
+            // A side that only re-sealed this entry in a rotation counts
+            // as unchanged; if the other side left it alone too, the
+            // re-sealed version is taken.
+            let reseal_side = [Side::Ours, Side::Theirs]
+                .into_iter()
+                .find(|s| resealed.contains(&(*s, k.clone())));
+            let picked = match reseal_side {
+                Some(Side::Ours) => match pick(bv, bv, tv) {
+                    Pick::Take(v) if v.as_ref() == bv => Pick::Take(ov.cloned()),
+                    p => p,
+                },
+                Some(Side::Theirs) => match pick(bv, ov, bv) {
+                    Pick::Take(v) if v.as_ref() == bv => Pick::Take(tv.cloned()),
+                    p => p,
+                },
+                None => pick(bv, ov, tv),
+            };
+            match picked {
                 Pick::Take(Some(v)) => {
                     out.insert(k.clone(), v);
                 }
                 Pick::Take(None) => {}
                 Pick::Conflict => {
+                    if let Some((v, note)) =
+                        self.same_on_both_sides(domain, secrets, k, ov, tv, merged_pk)
+                    {
+                        self.notes.push(note);
+                        out.insert(k.clone(), v);
+                        continue;
+                    }
                     out.insert(k.clone(), ov.or(tv).cloned().expect("one side has it"));
-                    self.conflict(
-                        place(k),
-                        why(bv, ov, tv),
-                        Versions::Sealed(ov.cloned(), tv.cloned()),
-                    );
+                    let mut reason = why(bv, ov, tv);
+                    if secrets && ov.is_some() && tv.is_some() && self.keys.is_none() {
+                        reason.push_str(
+                            "; the values may be equal: `pprotect resolve --show` tells (an owner)",
+                        );
+                    }
+                    self.conflict(place(k), reason, Versions::Sealed(ov.cloned(), tv.cloned()));
                 }
             }
         }
         out
     }
 
+    /// Both sides changed an entry to something that may be the same:
+    /// a secret set to the same value (which the merging owner can tell),
+    /// or an owner granted on both sides (one entry is taken, the one
+    /// sealed to the merged key, deterministically). `None` when it is a
+    /// true conflict.
+    fn same_on_both_sides(
+        &mut self,
+        domain: &str,
+        secret: bool,
+        name: &str,
+        ov: Option<&Vec<u8>>,
+        tv: Option<&Vec<u8>>,
+        merged_pk: &[u8; 32],
+    ) -> Option<(Vec<u8>, String)> {
+        let (ov, tv) = (ov?, tv?);
+        let (ours, theirs) = (self.ours, self.theirs);
+        let (od, td) = (ours.domains.get(domain)?, theirs.domains.get(domain)?);
+        if secret {
+            let keys = self.keys.as_mut()?;
+            let (Shown::Value(a), Shown::Value(b)) = (
+                keys.secret(ours, domain, name),
+                keys.secret(theirs, domain, name),
+            ) else {
+                return None;
+            };
+            use secrecy::ExposeSecret;
+            if a.expose_secret() != b.expose_secret() {
+                return None;
+            }
+            let (side, v) = if od.public_key == *merged_pk {
+                (Side::Ours, ov)
+            } else if td.public_key == *merged_pk {
+                (Side::Theirs, tv)
+            } else {
+                return None;
+            };
+            return Some((
+                v.clone(),
+                format!(
+                    "secret {name} of domain {domain}: both sides set the same value; took {} entry",
+                    possessive(side)
+                ),
+            ));
+        }
+        // An owner granted on both sides: both entries must be sealed to
+        // the same custodian key and hold the merged domain key.
+        let (oc, tc) = (ours.custodians.get(name)?, theirs.custodians.get(name)?);
+        if oc != tc || od.public_key != *merged_pk || td.public_key != *merged_pk {
+            return None;
+        }
+        let verified = self.keys.as_mut().filter(|k| k.name() == name).map(|keys| {
+            keys.domain_key(ours, domain).is_some() && keys.domain_key(theirs, domain).is_some()
+        });
+        match verified {
+            Some(false) => None,
+            Some(true) => Some((
+                ov.clone(),
+                format!(
+                    "owner {name} of domain {domain}: granted on both sides, both entries verified; took our entry"
+                ),
+            )),
+            None => {
+                let (side, v) = if ov <= tv {
+                    (Side::Ours, ov)
+                } else {
+                    (Side::Theirs, tv)
+                };
+                Some((
+                    v.clone(),
+                    format!(
+                        "owner {name} of domain {domain}: granted on both sides; took {} entry (the first in byte order; only {name} can open either)",
+                        possessive(side)
+                    ),
+                ))
+            }
+        }
+    }
+
     fn has_conflict(&self, place: &Place) -> bool {
         self.conflicts.iter().any(|(c, _)| &c.place == place)
-    }
-
-    /// Entries one side added or changed in a domain (relative to base).
-    fn changed_entries<'f>(
-        base: Option<&Domain>,
-        side: &'f Domain,
-    ) -> (Vec<&'f String>, Vec<&'f String>) {
-        let secrets = side
-            .secrets
-            .iter()
-            .filter(|(k, v)| base.and_then(|b| b.secrets.get(*k)) != Some(v))
-            .map(|(k, _)| k)
-            .collect();
-        let owners = side
-            .owners
-            .iter()
-            .filter(|(k, v)| base.and_then(|b| b.owners.get(*k)) != Some(v))
-            .map(|(k, _)| k)
-            .collect();
-        (secrets, owners)
-    }
-
-    fn check_stale(&mut self) {
-        let domains: Vec<String> = self.merged.domains.keys().cloned().collect();
-        for name in domains {
-            let b = self.base.domains.get(&name);
-            let (Some(o), Some(t)) = (self.ours.domains.get(&name), self.theirs.domains.get(&name))
-            else {
-                continue;
-            };
-            let Some(b) = b else { continue };
-            // One side rotated: the other side's new entries are sealed to
-            // the old key.
-            for (rotated, other, side) in [(o, t, Side::Theirs), (t, o, Side::Ours)] {
-                if rotated.public_key == b.public_key || other.public_key != b.public_key {
-                    continue;
-                }
-                let (secrets, owners) = Self::changed_entries(Some(b), other);
-                // A new key is only ever sealed to after it verifies: the
-                // merging owner opens it from the rotating side's own owner
-                // entry, it matches that side's public key, and the rotation
-                // carried the old values over (which only someone holding
-                // the old key can do; anyone can seal a key of their own to
-                // an owner's public key).
-                let rotated_file = self.file(other_side(side));
-                let verified =
-                    !secrets.is_empty() && self.rotation_verifies(&name, b, rotated, rotated_file);
-                for s in secrets {
-                    let place = Place::Secret(name.clone(), s.clone());
-                    if self.has_conflict(&place) {
-                        continue;
-                    }
-                    let resealed = if verified {
-                        self.reseal_secret(&name, s, other, rotated, side)
-                    } else {
-                        None
-                    };
-                    match resealed {
-                        Some(v) => {
-                            self.merged
-                                .domains
-                                .get_mut(&name)
-                                .expect("merged")
-                                .secrets
-                                .insert(s.clone(), v);
-                            self.notes.push(format!(
-                                "re-sealed secret {s} of domain {name} (from {}) to the rotated domain key",
-                                side_name(side)
-                            ));
-                        }
-                        None if self.keys.is_some() && !verified => {
-                            let reason = format!(
-                                "sealed to the old key of domain {name}; the new key on {} side does not verify for {}, so nothing was re-sealed to it",
-                                possessive(other_side(side)),
-                                self.keys.as_ref().map_or("", |k| k.name())
-                            );
-                            self.stale_conflict_with(place, side, rotated, other, true, reason);
-                        }
-                        None => self.stale_conflict(place, side, &name, rotated, other, true),
-                    }
-                }
-                // An owner entry added on one side is never re-sealed to a
-                // key the other side rotated: a rotation is how owners
-                // revoke, and re-sealing would undo it.
-                for owner in owners {
-                    let place = Place::Owner(name.clone(), owner.clone());
-                    if self.has_conflict(&place) {
-                        continue;
-                    }
-                    let reason = format!(
-                        "owner {owner} of domain {name} was granted on {} side, which {} side's key rotation revokes; grant it again after the merge",
-                        possessive(side),
-                        possessive(other_side(side))
-                    );
-                    self.stale_conflict_with(place, side, rotated, other, false, reason);
-                }
-            }
-        }
-        // Owner entries sealed to a custodian key the other side replaced
-        // or removed: never re-sealed to a custodian key that changed on
-        // the other side (it may be a key someone else knows the
-        // passphrase of).
-        let names: Vec<String> = self.base.custodians.keys().cloned().collect();
-        for cname in names {
-            let b = &self.base.custodians[&cname];
-            for (side, this, other) in [
-                (Side::Theirs, self.theirs, self.ours),
-                (Side::Ours, self.ours, self.theirs),
-            ] {
-                let other_pwdkm = other.custodians.get(&cname);
-                if other_pwdkm == Some(b) || this.custodians.get(&cname) != Some(b) {
-                    continue;
-                }
-                for (dname, d) in &this.domains {
-                    let Some(entry) = d.owners.get(&cname) else {
-                        continue;
-                    };
-                    let base_entry = self
-                        .base
-                        .domains
-                        .get(dname)
-                        .and_then(|bd| bd.owners.get(&cname));
-                    if base_entry == Some(entry) {
-                        continue;
-                    }
-                    let place = Place::Owner(dname.clone(), cname.clone());
-                    if self.has_conflict(&place) || !self.merged.domains.contains_key(dname) {
-                        continue;
-                    }
-                    let reason = if other_pwdkm.is_none() {
-                        format!(
-                            "{cname} was removed on {} side",
-                            possessive(other_side(side))
-                        )
-                    } else {
-                        format!(
-                            "sealed to {cname}'s old key, which {} side replaced; pprotect never re-seals to a key changed on the other side: grant it again after the merge",
-                            possessive(other_side(side))
-                        )
-                    };
-                    let entry = Some(entry.clone());
-                    let versions = match side {
-                        Side::Theirs => Versions::Sealed(None, entry),
-                        Side::Ours => Versions::Sealed(entry, None),
-                    };
-                    self.conflict(place, reason, versions);
-                }
-            }
-        }
     }
 
     fn file(&self, side: Side) -> &'a ProtectedFile {
@@ -633,120 +707,313 @@ impl<'a> State<'a> {
         }
     }
 
-    fn stale_conflict(
-        &mut self,
-        place: Place,
-        side: Side,
-        domain: &str,
-        rotated: &Domain,
-        other: &Domain,
-        secret: bool,
-    ) {
-        let reason = format!(
-            "sealed to the old key of domain {domain}, which {} side rotated",
-            possessive(other_side(side))
-        );
-        self.stale_conflict_with(place, side, rotated, other, secret, reason);
-    }
-
-    fn stale_conflict_with(
-        &mut self,
-        place: Place,
-        side: Side,
-        rotated: &Domain,
-        other: &Domain,
-        secret: bool,
-        reason: String,
-    ) {
-        let key = match &place {
-            Place::Secret(_, k) | Place::Owner(_, k) => k.clone(),
-            _ => unreachable!("stale conflicts are on entries"),
-        };
-        let pick_map = |d: &Domain| {
-            if secret {
-                d.secrets.get(&key).cloned()
-            } else {
-                d.owners.get(&key).cloned()
-            }
-        };
-        let (rv, ov) = (pick_map(rotated), pick_map(other));
-        let versions = match side {
-            Side::Theirs => Versions::Sealed(rv, ov),
-            Side::Ours => Versions::Sealed(ov, rv),
-        };
-        self.conflict(place, reason, versions);
-        self.stale.push((self.conflicts.len() - 1, side));
-    }
-
-    /// Whether the rotated key of `domain` verifies for the merging owner:
-    /// it opens from `rotated_file`'s own owner entry and matches its
-    /// public key, and every secret base had that the rotation kept (and
-    /// its log does not say it updated) decrypts under the new key to the
-    /// value it had under the old one, at least one of them.
-    fn rotation_verifies(
-        &mut self,
-        domain: &str,
-        base: &Domain,
-        rotated: &Domain,
-        rotated_file: &ProtectedFile,
-    ) -> bool {
-        let base_file = self.base;
-        let Some(keys) = self.keys.as_mut() else {
-            return false;
-        };
-        let Some(new_sk) = keys.domain_key(rotated_file, domain) else {
-            return false;
-        };
-        let Some(old_sk) = keys.domain_key(base_file, domain) else {
-            return false;
-        };
-        let (domains, custodians) = audit::names(base_file, rotated_file);
-        let updated: BTreeSet<String> =
-            audit::beyond(&rotated_file.audit_log, &base_file.audit_log)
-                .into_iter()
-                .filter_map(|e| audit::meaning(e, &domains, &custodians))
-                .filter_map(|m| match m.primary {
-                    audit::Obj::Secret(d, s) if d == domain => Some(s),
-                    _ => None,
+    /// The version an entry's ciphertext comes from: the first of base,
+    /// ours and theirs holding these exact bytes under this name (sealed
+    /// boxes are randomized, so equal bytes are one sealing), or the merge
+    /// itself.
+    fn origin(&self, domain: &str, secret: bool, name: &str, v: &[u8]) -> Origin {
+        let holds = |f: &ProtectedFile| {
+            f.domains
+                .get(domain)
+                .and_then(|d| {
+                    if secret {
+                        d.secrets.get(name)
+                    } else {
+                        d.owners.get(name)
+                    }
                 })
-                .collect();
-        let mut compared = 0;
-        for (name, old) in &base.secrets {
-            let Some(new) = rotated.secrets.get(name) else {
-                continue;
-            };
-            if updated.contains(name) {
-                continue;
-            }
-            match (old_sk.unseal(old), new_sk.unseal(new)) {
-                (Some(a), Some(b)) if a == b => compared += 1,
-                _ => return false,
-            }
+                .is_some_and(|x| x == v)
+        };
+        if holds(self.base) {
+            Origin::Base
+        } else if holds(self.ours) {
+            Origin::Ours
+        } else if holds(self.theirs) {
+            Origin::Theirs
+        } else {
+            Origin::Merge
         }
-        compared > 0
     }
 
-    /// Re-seal a secret that `side` sealed to the old domain key, to the
-    /// rotated key (which the caller verified).
-    fn reseal_secret(
+    fn origin_file(&self, o: Origin) -> Option<&'a ProtectedFile> {
+        match o {
+            Origin::Base => Some(self.base),
+            Origin::Ours => Some(self.ours),
+            Origin::Theirs => Some(self.theirs),
+            Origin::Merge => None,
+        }
+    }
+
+    /// The side whose key for `domain` is the merged one, where it differs
+    /// from the base's (the side that rotated it).
+    fn rotating_side(&self, domain: &str) -> Option<Side> {
+        let pk = self.merged.domains.get(domain)?.public_key;
+        let base_pk = self.base.domains.get(domain).map(|d| d.public_key);
+        [Side::Ours, Side::Theirs].into_iter().find(|s| {
+            let k = self.file(*s).domains.get(domain).map(|d| d.public_key);
+            k == Some(pk) && base_pk != Some(pk)
+        })
+    }
+
+    /// Whether a secret entry is sealed to `domain`'s merged key; `Some`
+    /// with the version it comes from when it is not.
+    fn stale_secret(&self, domain: &str, name: &str, v: &[u8]) -> Option<Origin> {
+        let pk = self.merged.domains.get(domain)?.public_key;
+        let origin = self.origin(domain, true, name, v);
+        let from = self.origin_file(origin)?;
+        (from.domains.get(domain).map(|d| d.public_key) != Some(pk)).then_some(origin)
+    }
+
+    /// Why an owner entry is not sealed to the merged keys (the domain's,
+    /// and the custodian's: `custodian` is the key material it will have),
+    /// or `None` when it is.
+    fn stale_owner(
+        &self,
+        domain: &str,
+        owner: &str,
+        v: &[u8],
+        custodian: Option<&Pwdkm>,
+    ) -> Option<String> {
+        let pk = self.merged.domains.get(domain)?.public_key;
+        let origin = self.origin(domain, false, owner, v);
+        let from = self.origin_file(origin)?;
+        let where_from = match origin {
+            Origin::Base => "kept from the base".to_string(),
+            Origin::Ours => format!("granted on {} side", possessive(Side::Ours)),
+            Origin::Theirs => format!("granted on {} side", possessive(Side::Theirs)),
+            Origin::Merge => return None,
+        };
+        if from.domains.get(domain).map(|d| d.public_key) != Some(pk) {
+            let by = self
+                .rotating_side(domain)
+                .map_or("the other".to_string(), |s| {
+                    format!("{} side's", possessive(s))
+                });
+            return Some(format!(
+                "owner {owner} of domain {domain} was {where_from}, which {by} key rotation revokes; grant it again after the merge"
+            ));
+        }
+        if custodian.is_some() && from.custodians.get(owner) != custodian {
+            let replaced = [Side::Ours, Side::Theirs]
+                .into_iter()
+                .find(|s| self.file(*s).custodians.get(owner) == custodian)
+                .map_or("the other", |s| possessive(s));
+            return Some(format!(
+                "sealed to {owner}'s old key, which {replaced} side replaced; pprotect never re-seals to a key changed on the other side: grant it again after the merge"
+            ));
+        }
+        None
+    }
+
+    /// Each side's version of an entry, for a conflict's markers.
+    fn side_versions(&self, domain: &str, secret: bool, name: &str) -> Versions {
+        let get = |f: &ProtectedFile| {
+            f.domains
+                .get(domain)
+                .and_then(|d| {
+                    if secret {
+                        d.secrets.get(name)
+                    } else {
+                        d.owners.get(name)
+                    }
+                })
+                .cloned()
+        };
+        Versions::Sealed(get(self.ours), get(self.theirs))
+    }
+
+    /// Why a secret sealed to an old key of its domain cannot stay.
+    fn stale_secret_reason(&self, domain: &str, name: &str, origin: Origin) -> String {
+        let rotated = self
+            .rotating_side(domain)
+            .map_or("the other".to_string(), |s| possessive(s).to_string());
+        let in_base = self
+            .base
+            .domains
+            .get(domain)
+            .is_some_and(|d| d.secrets.contains_key(name));
+        match origin {
+            Origin::Ours | Origin::Theirs if in_base => {
+                let s = if origin == Origin::Ours {
+                    Side::Ours
+                } else {
+                    Side::Theirs
+                };
+                format!(
+                    "updated on {} side, sealed to the old key of domain {domain}, which {rotated} side rotated",
+                    possessive(s)
+                )
+            }
+            Origin::Base => format!(
+                "kept from the base, sealed to the old key of domain {domain}, which {rotated} side rotated without re-sealing it"
+            ),
+            _ => format!("sealed to the old key of domain {domain}, which {rotated} side rotated"),
+        }
+    }
+
+    /// Every entry of the merged file must be sealed to its domain's (and
+    /// custodian's) merged key. A secret that is not is re-sealed when the
+    /// merging owner can do it to a key that is proven (or trusted);
+    /// anything else is a conflict.
+    fn enforce_keys(&mut self) {
+        let domains: Vec<String> = self.merged.domains.keys().cloned().collect();
+        for d in domains {
+            if self.has_conflict(&Place::PublicKey(d.clone()))
+                || self.has_conflict(&Place::Domain(d.clone()))
+            {
+                continue;
+            }
+            let dom = self.merged.domains[&d].clone();
+            for (s, v) in &dom.secrets {
+                let place = Place::Secret(d.clone(), s.clone());
+                if self.has_conflict(&place) {
+                    continue;
+                }
+                let Some(origin) = self.stale_secret(&d, s, v) else {
+                    continue;
+                };
+                match self.reseal(&d, s, v, origin) {
+                    Ok(new) => {
+                        self.merged
+                            .domains
+                            .get_mut(&d)
+                            .expect("merged")
+                            .secrets
+                            .insert(s.clone(), new);
+                    }
+                    Err(reason) => {
+                        let versions = self.side_versions(&d, true, s);
+                        self.conflict(place, reason, versions);
+                    }
+                }
+            }
+            for (o, v) in &dom.owners {
+                let place = Place::Owner(d.clone(), o.clone());
+                let Some(c) = self.merged.custodians.get(o) else {
+                    continue; // an orphan: find_orphans
+                };
+                if self.has_conflict(&place) || self.has_conflict(&Place::Custodian(o.clone())) {
+                    continue;
+                }
+                if let Some(reason) = self.stale_owner(&d, o, v, Some(c)) {
+                    let versions = self.side_versions(&d, false, o);
+                    self.conflict(place, reason, versions);
+                }
+            }
+        }
+    }
+
+    /// Re-seal a secret that is sealed to an old key of `domain` (it comes
+    /// from `origin`) to the merged key: only with the merging owner's
+    /// keys, and only to a key that is the base's, proven by the rotation,
+    /// or trusted explicitly. `Err` is the conflict's reason.
+    fn reseal(
         &mut self,
         domain: &str,
-        secret: &str,
-        old: &Domain,
-        new: &Domain,
-        side: Side,
-    ) -> Option<Vec<u8>> {
-        let old_file = self.file(side);
-        let base = self.base;
-        let keys = self.keys.as_mut()?;
-        let old_sk = keys
-            .domain_key(old_file, domain)
-            .or_else(|| keys.domain_key(base, domain))?;
-        if old_sk.public_key() != old.public_key {
-            return None;
+        name: &str,
+        v: &[u8],
+        origin: Origin,
+    ) -> std::result::Result<Vec<u8>, String> {
+        let reason = self.stale_secret_reason(domain, name, origin);
+        if self.keys.is_none() {
+            return Err(format!(
+                "{reason}; an owner re-seals it: run `pprotect resolve` with an owner's credentials"
+            ));
         }
-        let plain = zeroize::Zeroizing::new(old_sk.unseal(old.secrets.get(secret)?)?);
-        Some(crypto::seal(&new.public_key, &plain))
+        if let Err(why) = self.key_usable(domain) {
+            return Err(format!("{reason}; {why}"));
+        }
+        let merged_pk = self.merged.domains[domain].public_key;
+        let origin_pk = self
+            .origin_file(origin)
+            .and_then(|f| f.domains.get(domain))
+            .map(|d| d.public_key);
+        let files = [self.base, self.ours, self.theirs];
+        let keys = self.keys.as_mut().expect("checked");
+        let who = keys.name().to_string();
+        let sk = files.into_iter().find_map(|f| {
+            f.domains
+                .get(domain)
+                .filter(|x| Some(x.public_key) == origin_pk)
+                .and_then(|_| keys.domain_key(f, domain))
+        });
+        let Some(sk) = sk else {
+            return Err(format!(
+                "{reason}; {who} cannot open that old key, so nothing was re-sealed"
+            ));
+        };
+        let Some(plain) = sk.unseal(v) else {
+            return Err(format!(
+                "{reason}; it does not open under that old key, so nothing was re-sealed"
+            ));
+        };
+        let from = match origin {
+            Origin::Base => "base",
+            Origin::Ours => "ours",
+            Origin::Theirs => "theirs",
+            Origin::Merge => "merge",
+        };
+        if self.base.domains.get(domain).map(|d| d.public_key) != Some(merged_pk) {
+            self.resealed_to.insert((domain.to_string(), merged_pk));
+        }
+        self.notes.push(format!(
+            "re-sealed secret {name} of domain {domain} (from {from}) to the rotated domain key"
+        ));
+        Ok(crypto::seal(&merged_pk, &plain))
+    }
+
+    /// Whether the merged key of `domain` may be sealed to (decided once
+    /// per domain): the base's own key; or a rotated key that the merging
+    /// owner opens from the rotating side's own owner entry and that the
+    /// rotation proves (see [`State::rotation_proof`]) or the owner trusts
+    /// explicitly.
+    fn key_usable(&mut self, domain: &str) -> std::result::Result<(), String> {
+        if let Some(r) = self.key_ok.get(domain) {
+            return r.clone();
+        }
+        let r = self.decide_key(domain);
+        self.key_ok.insert(domain.to_string(), r.clone());
+        r
+    }
+
+    fn decide_key(&mut self, domain: &str) -> std::result::Result<(), String> {
+        let merged_pk = self.merged.domains[domain].public_key;
+        let Some(base) = self.base.domains.get(domain) else {
+            return Ok(());
+        };
+        if base.public_key == merged_pk {
+            return Ok(());
+        }
+        let Some(side) = self.rotating_side(domain) else {
+            return Err(format!(
+                "the merged key of domain {domain} is on neither side"
+            ));
+        };
+        let rotated_file = self.file(side);
+        let not_proven = |detail: String| {
+            format!(
+                "the new key of domain {domain} on {} side does not prove it came from an owner ({detail}): an owner who trusts it runs `pprotect resolve --reseal {domain}`",
+                possessive(side)
+            )
+        };
+        let keys = self
+            .keys
+            .as_mut()
+            .ok_or_else(|| not_proven("no credentials".into()))?;
+        let who = keys.name().to_string();
+        let Some(new_sk) = keys.domain_key(rotated_file, domain) else {
+            return Err(not_proven(format!(
+                "{who} cannot open it from {} side's owner entry",
+                possessive(side)
+            )));
+        };
+        if self.trust.iter().any(|t| t == domain) {
+            return Ok(());
+        }
+        let Some(old_sk) = keys.domain_key(self.base, domain) else {
+            return Err(not_proven(format!("{who} cannot open the base's key")));
+        };
+        rotation_proof(self.base, rotated_file, domain, &old_sk, &new_sk).map_err(not_proven)
     }
 
     fn merge_log(&mut self) {
@@ -849,28 +1116,24 @@ impl<'a> State<'a> {
                 continue;
             };
             let side = choice.side;
-            if let Some(&(_, stale_side)) = self.stale.iter().find(|(k, _)| *k == i)
-                && stale_side == side
-            {
-                let c = &mut self.conflicts[i].0;
-                if !c.reason.starts_with("cannot take ") {
-                    c.reason = format!(
-                        "cannot take {} side: its entry is sealed to a key that is no longer the domain's ({})",
-                        possessive(side),
-                        c.reason
-                    );
+            let resealed = match self.refusal(&place, &self.conflicts[i].1.clone(), side) {
+                Ok(v) => v,
+                Err(why) => {
+                    let c = &mut self.conflicts[i].0;
+                    if !c.reason.starts_with("cannot take ") {
+                        c.reason = format!("cannot take {} side: {why}", possessive(side));
+                    }
+                    i += 1;
+                    continue;
                 }
-                i += 1;
-                continue;
-            }
+            };
             let (conflict, versions) = self.conflicts.remove(i);
-            self.stale.retain(|(k, _)| *k != i);
-            for (k, _) in self.stale.iter_mut() {
-                if *k > i {
-                    *k -= 1;
-                }
-            }
             self.take(&conflict.place, &versions, side);
+            if let (Some(v), Place::Secret(d, s)) = (resealed, &conflict.place)
+                && let Some(dom) = self.merged.domains.get_mut(d)
+            {
+                dom.secrets.insert(s.clone(), v);
+            }
             if side == Side::Ours && self.single_parent {
                 self.drop_rejected_entries(&conflict.place);
             }
@@ -889,15 +1152,56 @@ impl<'a> State<'a> {
                         Place::Owner(x, _) | Place::Secret(x, _) if *x == d);
                     if same {
                         self.conflicts.remove(k);
-                        self.stale.retain(|(s, _)| *s != k);
-                        for (s, _) in self.stale.iter_mut() {
-                            if *s > k {
-                                *s -= 1;
-                            }
-                        }
                     } else {
                         k += 1;
                     }
+                }
+            }
+        }
+    }
+
+    /// Whether `side`'s version of a conflicting entry may be taken: an
+    /// entry sealed to a key that is not the domain's (or custodian's)
+    /// merged one cannot, unless the merging owner re-seals it (`Ok(Some)`,
+    /// the re-sealed value). `Err` says why not.
+    fn refusal(
+        &mut self,
+        place: &Place,
+        versions: &Versions,
+        side: Side,
+    ) -> std::result::Result<Option<Vec<u8>>, String> {
+        let Versions::Sealed(o, t) = versions else {
+            return Ok(None);
+        };
+        let Some(v) = (if side == Side::Ours { o } else { t }) else {
+            return Ok(None);
+        };
+        let (Place::Secret(d, name) | Place::Owner(d, name)) = place else {
+            return Ok(None);
+        };
+        if self.has_conflict(&Place::PublicKey(d.clone()))
+            || self.has_conflict(&Place::Domain(d.clone()))
+        {
+            return Ok(None);
+        }
+        let stale_msg = |why: String| {
+            format!("its entry is sealed to a key that is no longer the domain's ({why})")
+        };
+        match place {
+            Place::Secret(..) => match self.stale_secret(d, name, v) {
+                None => Ok(None),
+                Some(origin) => self.reseal(d, name, v, origin).map(Some).map_err(stale_msg),
+            },
+            _ => {
+                let custodian = self
+                    .merged
+                    .custodians
+                    .get(name)
+                    .or_else(|| self.file(side).custodians.get(name))
+                    .cloned();
+                match self.stale_owner(d, name, v, custodian.as_ref()) {
+                    None => Ok(None),
+                    Some(why) => Err(stale_msg(why)),
                 }
             }
         }
@@ -1029,6 +1333,7 @@ impl<'a> State<'a> {
                 text: self.merged.to_yaml_string(),
                 conflicts: Vec::new(),
                 notes: self.notes,
+                resealed_to: self.resealed_to.into_iter().collect(),
             };
         }
         let text = self.render_conflicts(marker_size);
@@ -1036,6 +1341,7 @@ impl<'a> State<'a> {
             text,
             conflicts: self.conflicts.into_iter().map(|(c, _)| c).collect(),
             notes: self.notes,
+            resealed_to: self.resealed_to.into_iter().collect(),
         }
     }
 
@@ -1102,25 +1408,70 @@ impl<'a> State<'a> {
     }
 }
 
-fn side_name(s: Side) -> &'static str {
-    match s {
-        Side::Ours => "ours",
-        Side::Theirs => "theirs",
-    }
-}
-
-fn other_side(s: Side) -> Side {
-    match s {
-        Side::Ours => Side::Theirs,
-        Side::Theirs => Side::Ours,
-    }
-}
-
 fn possessive(s: Side) -> &'static str {
     match s {
         Side::Ours => "our",
         Side::Theirs => "their",
     }
+}
+
+/// Whether `rotated`'s log, beyond `base`'s, says `domain`'s key was
+/// rotated, and which of the domain's secrets it says were added, updated
+/// or removed.
+fn logged_rotation(
+    base: &ProtectedFile,
+    rotated: &ProtectedFile,
+    domain: &str,
+) -> (bool, BTreeSet<String>) {
+    let (domains, custodians) = audit::names(base, rotated);
+    let mut logged = false;
+    let mut changed = BTreeSet::new();
+    for e in audit::beyond(&rotated.audit_log, &base.audit_log) {
+        match audit::meaning(e, &domains, &custodians).map(|m| m.primary) {
+            Some(audit::Obj::DomainKey(d)) if d == domain => logged = true,
+            Some(audit::Obj::Secret(d, s)) if d == domain => {
+                changed.insert(s);
+            }
+            _ => {}
+        }
+    }
+    (logged, changed)
+}
+
+/// Whether a rotation of `domain` from `base` to `rotated` proves that it
+/// was made by a holder of the old key: the base held at least one secret,
+/// and every one of them is on the rotated side, not logged as changed
+/// there, and opens under the new key to its value under the old one.
+/// Anyone can seal a key of their own to the owners' public keys; only a
+/// holder of the old key can carry *every* value over. `Err` says which
+/// part fails (names only).
+pub fn rotation_proof(
+    base: &ProtectedFile,
+    rotated: &ProtectedFile,
+    domain: &str,
+    old_sk: &SecretKey,
+    new_sk: &SecretKey,
+) -> std::result::Result<(), String> {
+    let (Some(b), Some(r)) = (base.domains.get(domain), rotated.domains.get(domain)) else {
+        return Err(format!("domain {domain} is missing"));
+    };
+    if b.secrets.is_empty() {
+        return Err("the domain held no secret to carry over".into());
+    }
+    let (_, changed) = logged_rotation(base, rotated, domain);
+    for (name, old) in &b.secrets {
+        let Some(new) = r.secrets.get(name) else {
+            return Err(format!("secret {name} is gone there"));
+        };
+        if changed.contains(name) {
+            return Err(format!("secret {name} was changed there"));
+        }
+        match (old_sk.unseal(old), new_sk.unseal(new)) {
+            (Some(a), Some(b)) if a == b => {}
+            _ => return Err(format!("secret {name} does not carry its value over")),
+        }
+    }
+    Ok(())
 }
 
 /// Find `block` at a line start in `text`.

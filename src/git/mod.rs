@@ -2,6 +2,7 @@
 //! the pre-commit check.
 
 pub mod history;
+pub mod keys;
 pub mod merge;
 pub mod packread;
 pub mod precommit;

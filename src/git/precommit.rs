@@ -146,7 +146,12 @@ pub fn check(repo: &Repo, creds: Option<&Creds>) -> Result<Report> {
                 continue;
             };
             match ProtectedFile::from_bytes(&bytes) {
-                Ok(f) => protected.push((path, f)),
+                Ok(f) => {
+                    if changed {
+                        stale_keys(repo, &path, &f, &mut report)?;
+                    }
+                    protected.push((path, f))
+                }
                 Err(e) => report.findings.push(Finding {
                     file: path,
                     line: e.line(),
@@ -191,6 +196,63 @@ pub fn check(repo: &Repo, creds: Option<&Creds>) -> Result<Report> {
     }
     search_dumps(&protected, &others, &mut report);
     Ok(report)
+}
+
+/// The versions a staged protected file is compared with for entries
+/// sealed to a previous key: HEAD's, those of the commits git is merging
+/// or replaying, and the stages of a conflict marked resolved.
+const REFERENCE_HEADS: [&str; 5] = [
+    "HEAD",
+    "MERGE_HEAD",
+    "CHERRY_PICK_HEAD",
+    "REVERT_HEAD",
+    "REBASE_HEAD",
+];
+
+/// Refuse a staged protected file holding an entry whose ciphertext a
+/// reference version holds under another key of its domain (or of its
+/// custodian): it was never re-sealed, and nobody can open it with the
+/// domain's key.
+fn stale_keys(repo: &Repo, path: &str, staged: &ProtectedFile, report: &mut Report) -> Result<()> {
+    let mut refs: Vec<(String, Vec<u8>)> = Vec::new();
+    for head in REFERENCE_HEADS {
+        if let Some(b) = repo.blob_at_rev(head, path)? {
+            refs.push((head.to_string(), b));
+        }
+    }
+    if let Some((b, o, t)) = repo.resolve_undo(path)? {
+        for (name, v) in [
+            ("stage 1 (base)", b),
+            ("stage 2 (ours)", o),
+            ("stage 3 (theirs)", t),
+        ] {
+            if let Some(v) = v {
+                refs.push((format!("the conflict's {name}"), v));
+            }
+        }
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for (name, bytes) in refs {
+        let Ok(reference) = ProtectedFile::from_bytes(&bytes) else {
+            continue;
+        };
+        for (s, first) in crate::provenance::stale_against(staged, &reference) {
+            let message = s.describe_stale(&first);
+            if !seen.insert(message.clone()) {
+                continue;
+            }
+            report.findings.push(Finding {
+                file: path.to_string(),
+                line: None,
+                domain: Some(s.domain.clone()),
+                secret: (!s.owner).then(|| s.name.clone()),
+                message: format!(
+                    "{message} (its ciphertext is {name}'s, under another key): it does not open with the current key; an owner re-seals it with `pprotect resolve` during the merge, or sets it again with `pprotect update-secret`"
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The forms a copy of a value takes, each with the words for a finding.

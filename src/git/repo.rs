@@ -133,6 +133,95 @@ impl Repo {
         Ok(Some((read(found[0])?, read(found[1])?, read(found[2])?)))
     }
 
+    /// The stages git recorded for `path` when it was marked resolved
+    /// (`git add` of a conflicted file): the index's resolve-undo record,
+    /// which `git checkout -m` restores from. `None` without one.
+    #[allow(clippy::type_complexity)]
+    pub fn resolve_undo(
+        &self,
+        path: &str,
+    ) -> Result<Option<(Option<Vec<u8>>, Option<Vec<u8>>, Option<Vec<u8>>)>> {
+        let index_path = self.repo.index_path();
+        let bytes = match std::fs::read(&index_path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io("cannot read", &index_path, &e)),
+        };
+        let hash_len = self.repo.object_hash().len_in_bytes();
+        let Some(ids) = resolve_undo_stages(&bytes, hash_len, path) else {
+            return Ok(None);
+        };
+        let read = |id: Option<ObjectId>| id.map(|id| self.blob(id)).transpose();
+        Ok(Some((read(ids[0])?, read(ids[1])?, read(ids[2])?)))
+    }
+
+    /// `path`'s blob at a revision (`HEAD`, `MERGE_HEAD`, ...); `None` when
+    /// the revision does not exist or has no such file.
+    pub fn blob_at_rev(&self, rev: &str, path: &str) -> Result<Option<Vec<u8>>> {
+        let r = &self.repo;
+        let Ok(id) = r.rev_parse_single(rev) else {
+            return Ok(None);
+        };
+        let Ok(commit) = r.find_commit(id) else {
+            return Ok(None);
+        };
+        let tree = commit
+            .tree()
+            .map_err(|e| Error::git(format!("cannot read the tree of {id}"), e))?;
+        let entry = tree
+            .lookup_entry_by_path(path)
+            .map_err(|e| Error::git(format!("cannot look up {path} in {id}"), e))?;
+        match entry.filter(|e| e.mode().is_blob()) {
+            Some(e) => self.blob_bounded(e.object_id(), crate::codec::MAX_FILE_BYTES),
+            None => Ok(None),
+        }
+    }
+
+    /// The stages of a merge commit's file: the merge base's, the first
+    /// parent's and the second parent's versions of `path`. `None` when
+    /// `commit` is not a two-parent merge.
+    #[allow(clippy::type_complexity)]
+    pub fn merge_commit_stages(
+        &self,
+        commit: &str,
+        path: &str,
+    ) -> Result<Option<(Option<Vec<u8>>, Option<Vec<u8>>, Option<Vec<u8>>)>> {
+        let r = &self.repo;
+        let Ok(id) = r.rev_parse_single(commit) else {
+            return Ok(None);
+        };
+        let c = r
+            .find_commit(id)
+            .map_err(|e| Error::git(format!("cannot read commit {id}"), e))?;
+        let parents: Vec<ObjectId> = c.parent_ids().map(|p| p.detach()).collect();
+        let [one, two] = parents[..] else {
+            return Ok(None);
+        };
+        let base = r
+            .merge_base(one, two)
+            .map_err(|e| Error::git("cannot find the merge base", e))?
+            .map(|b| b.detach());
+        let blob = |commit: Option<ObjectId>| -> Result<Option<Vec<u8>>> {
+            let Some(commit) = commit else {
+                return Ok(None);
+            };
+            let c = r
+                .find_commit(commit)
+                .map_err(|e| Error::git(format!("cannot read commit {commit}"), e))?;
+            let tree = c
+                .tree()
+                .map_err(|e| Error::git(format!("cannot read the tree of {commit}"), e))?;
+            let entry = tree
+                .lookup_entry_by_path(path)
+                .map_err(|e| Error::git(format!("cannot look up {path} in {commit}"), e))?;
+            entry
+                .filter(|e| e.mode().is_blob())
+                .map(|e| self.blob(e.object_id()))
+                .transpose()
+        };
+        Ok(Some((blob(base)?, blob(Some(one))?, blob(Some(two))?)))
+    }
+
     /// A path as the index names it: `path` (relative to the current
     /// directory, or absolute) relative to the work tree root.
     pub fn rel_path(&self, path: &Path) -> Result<String> {
@@ -263,6 +352,66 @@ fn glob(p: &[u8], s: &[u8]) -> bool {
         pi += 1;
     }
     pi == p.len()
+}
+
+/// Find `path`'s entry in the resolve-undo (`REUC`) extension of an index
+/// file: its stage 1, 2 and 3 object ids. The extension is found by its
+/// signature where the chain of extensions from there ends exactly at the
+/// trailing checksum (entries before it need no parsing).
+fn resolve_undo_stages(index: &[u8], hash_len: usize, path: &str) -> Option<[Option<ObjectId>; 3]> {
+    let end = index.len().checked_sub(hash_len)?;
+    let be32 = |at: usize| -> Option<usize> {
+        let b: [u8; 4] = index.get(at..at + 4)?.try_into().ok()?;
+        Some(u32::from_be_bytes(b) as usize)
+    };
+    let chain_ends = |mut at: usize| -> bool {
+        while at < end {
+            let Some(sig) = index.get(at..at + 4) else {
+                return false;
+            };
+            if !sig.iter().all(u8::is_ascii_alphabetic) {
+                return false;
+            }
+            let Some(size) = be32(at + 4) else {
+                return false;
+            };
+            at = at + 8 + size;
+        }
+        at == end
+    };
+    let finder = memchr::memmem::Finder::new(b"REUC");
+    let mut data = None;
+    for at in finder.find_iter(index.get(..end)?) {
+        if at < 12 || !chain_ends(at) {
+            continue;
+        }
+        let size = be32(at + 4)?;
+        data = index.get(at + 8..at + 8 + size);
+    }
+    let mut data = data?;
+    while !data.is_empty() {
+        let nul = memchr::memchr(0, data)?;
+        let name = &data[..nul];
+        data = &data[nul + 1..];
+        let mut modes = [0u32; 3];
+        for m in &mut modes {
+            let nul = memchr::memchr(0, data)?;
+            *m = u32::from_str_radix(std::str::from_utf8(&data[..nul]).ok()?, 8).ok()?;
+            data = &data[nul + 1..];
+        }
+        let mut ids = [None; 3];
+        for (i, m) in modes.iter().enumerate() {
+            if *m != 0 {
+                let raw = data.get(..hash_len)?;
+                ids[i] = Some(ObjectId::try_from(raw).ok()?);
+                data = &data[hash_len..];
+            }
+        }
+        if name == path.as_bytes() {
+            return Some(ids);
+        }
+    }
+    None
 }
 
 #[cfg(test)]
