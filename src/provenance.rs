@@ -57,9 +57,13 @@ impl Sealing {
     /// sealed to a previous key of D", or the owner's equivalent.
     pub fn describe_stale(&self, first: &Sealing) -> String {
         let (d, n) = (&self.domain, &self.name);
-        if !self.owner {
+        if self.domain != first.domain {
+            let what = if self.owner { "owner entry" } else { "secret" };
+            let fd = &first.domain;
+            format!("{what} {n} of domain {d} is sealed to the key of domain {fd}")
+        } else if !self.owner {
             format!("secret {n} of domain {d} is sealed to a previous key of {d}")
-        } else if self.domain != first.domain || self.domain_key != first.domain_key {
+        } else if self.domain_key != first.domain_key {
             format!("owner entry {n} of domain {d} holds a previous key of {d}")
         } else {
             format!("owner entry {n} of domain {d} is sealed to a previous key of custodian {n}")

@@ -170,6 +170,12 @@ fn tampering_is_caught_with_commit_and_kind() {
             "hand edit",
             "secret copied of domain stage changed with no audit entry",
         ),
+        // Copied from dev, it is sealed to dev's key, not stage's.
+        (
+            &c1,
+            "hand edit",
+            "secret copied of domain stage is sealed to the key of domain dev (from commit ",
+        ),
         (&c2, "delete entry", "audit entry removed or altered: "),
         (&c3, "forge", "audit entry with no matching change: "),
         (
@@ -187,7 +193,7 @@ fn tampering_is_caught_with_commit_and_kind() {
         assert!(out.contains(&line), "missing {line:?} in\n{out}");
     }
     assert!(
-        out.lines().last().unwrap().starts_with("5 finding(s) in "),
+        out.lines().last().unwrap().starts_with("6 finding(s) in "),
         "{out}"
     );
     // The JSON form has the same findings with their kinds.
@@ -206,6 +212,7 @@ fn tampering_is_caught_with_commit_and_kind() {
         .collect();
     for (c, k) in [
         (&c1, "unlogged-change"),
+        (&c1, "stale-key"),
         (&c2, "log-rewritten"),
         (&c3, "unbacked-entry"),
         (&c4, "back-dated"),
