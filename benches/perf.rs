@@ -101,6 +101,10 @@ fn main() {
     if std::env::var("PPROTECT_BENCH_KEEP").is_ok() {
         println!("files in {}", d.display());
     }
+    if only.as_deref() == Some("hostile") {
+        hostile_bench(d, reps);
+        return;
+    }
     if only.as_deref() == Some("history") {
         let sizes: Vec<usize> = std::env::var("PPROTECT_BENCH_COMMITS")
             .ok()
@@ -377,6 +381,91 @@ fn main() {
     println!(
         "\n## Commands that need no key, typical file\n\nlist-domains on a 3-domain file: {:.1} ms",
         lst.as_secs_f64() * 1e3
+    );
+    hostile_bench(d, reps);
+}
+
+/// A hostile audit log: 100,000 entries no change backs, through the merge
+/// driver as a cherry-pick runs it and through `check-audit-log` (both
+/// linear; the previous rules took over a minute each).
+fn hostile_bench(d: &Path, reps: usize) {
+    let base = build(3, 5);
+    let mut theirs = base.clone();
+    for i in 0..100_000 {
+        theirs.push_str(&format!(
+            "- 2026-12-01T11:00:00Z -- added secret ghost{i} in d0\n"
+        ));
+    }
+    let (b, o, t) = (
+        d.join("h-base.yaml"),
+        d.join("h-ours.yaml"),
+        d.join("h-theirs.yaml"),
+    );
+    std::fs::write(&b, &base).unwrap();
+    std::fs::write(&t, &theirs).unwrap();
+    let merge = time(
+        reps,
+        || std::fs::write(&o, &base).unwrap(),
+        || {
+            let mut c = cmd(
+                BIN,
+                d,
+                &[
+                    "merge-driver",
+                    b.to_str().unwrap(),
+                    o.to_str().unwrap(),
+                    t.to_str().unwrap(),
+                    "protected.yaml",
+                ],
+                &[],
+            );
+            c.env_remove("GIT_REFLOG_ACTION");
+            c
+        },
+    );
+    let repo = d.join("hostile-repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    let git = |args: &[&str]| {
+        let s = Command::new("git")
+            .args([
+                "-c",
+                "user.name=b",
+                "-c",
+                "user.email=b@x",
+                "-c",
+                "commit.gpgsign=false",
+            ])
+            .args(args)
+            .current_dir(&repo)
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(s.success());
+    };
+    git(&["init", "-q"]);
+    std::fs::write(repo.join("protected.yaml"), &base).unwrap();
+    git(&["add", "."]);
+    git(&["commit", "-q", "-m", "base"]);
+    std::fs::write(repo.join("protected.yaml"), &theirs).unwrap();
+    git(&["commit", "-q", "-am", "ghosts"]);
+    let mut times: Vec<Duration> = (0..reps)
+        .map(|_| {
+            let t0 = Instant::now();
+            let s = cmd(BIN, &repo, &["check-audit-log", "--no-cache"], &[])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .unwrap();
+            assert_eq!(s.code(), Some(1), "findings expected");
+            t0.elapsed()
+        })
+        .collect();
+    times.sort();
+    println!(
+        "\n## Hostile audit log: 100,000 unbacked entries ({:.1} MB)\n\n| merge-driver (cherry-pick) | check-audit-log |\n|---|---|\n| {} | {} |",
+        theirs.len() as f64 / 1e6,
+        secs(merge),
+        secs(times[reps / 2])
     );
 }
 

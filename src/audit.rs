@@ -38,7 +38,7 @@ pub fn truncation_count(entry: &str) -> Option<usize> {
 }
 
 /// A thing in the file that can change.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Obj {
     /// The file as a whole (its creation).
     File,

@@ -77,6 +77,15 @@ pub fn is_control(c: char) -> bool {
     matches!(c as u32, 0x00..=0x1f | 0x7f..=0x9f)
 }
 
+/// Whether `c` must not reach a terminal as it is: a control character,
+/// or a bidirectional-text control (U+061C, U+200E, U+200F,
+/// U+202A-U+202E, U+2066-U+2069), with which a name can display as
+/// another (`Trojan Source`).
+pub fn is_display_unsafe(c: char) -> bool {
+    is_control(c)
+        || matches!(c as u32, 0x061c | 0x200e | 0x200f | 0x202a..=0x202e | 0x2066..=0x2069)
+}
+
 /// Whether `name` may name a custodian or owner: non-empty, no control
 /// characters.
 pub fn is_valid_custodian_name(name: &str) -> bool {

@@ -43,14 +43,16 @@ pub fn run(cmd: &str, user: &str, limit: Duration, show_stderr: bool) -> Result<
         ))
     };
     let _span = tracing::debug_span!("passphrase_command").entered();
-    let mut child = Command::new("sh")
+    let on_terminal = std::io::IsTerminal::is_terminal(&std::io::stdin());
+    let mut command = Command::new("sh");
+    command
         .arg("-c")
         .arg(cmd)
         .env("PPROTECT_USER", user)
         // A terminal is the command's to use (a password manager asking to
         // unlock); piped input is pprotect's own (prompt answers), so the
         // command gets none of it.
-        .stdin(if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        .stdin(if on_terminal {
             Stdio::inherit()
         } else {
             Stdio::null()
@@ -60,37 +62,53 @@ pub fn run(cmd: &str, user: &str, limit: Duration, show_stderr: bool) -> Result<
             Stdio::inherit()
         } else {
             Stdio::null()
-        })
+        });
+    // Off a terminal the command gets a process group of its own, so a
+    // timeout ends everything it started. (On a terminal it stays in the
+    // foreground group, where it may read the terminal; Ctrl-C reaches
+    // it.)
+    #[cfg(unix)]
+    if !on_terminal {
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    }
+    let mut child = command
         .spawn()
         .map_err(|e| fail(format!("could not start: {}", crate::error::strerror(&e))))?;
+    let group = !on_terminal;
     let mut stdout = child.stdout.take().expect("piped");
-    let reader = std::thread::spawn(move || {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
         let mut buf = Zeroizing::new(Vec::new());
         let _ = (&mut stdout).take(MAX_OUTPUT).read_to_end(&mut buf);
         // Drain the rest so the command never blocks on a full pipe.
         let _ = std::io::copy(&mut stdout, &mut std::io::sink());
-        buf
+        let _ = tx.send(buf);
     });
+    let timed_out = |child: &mut std::process::Child| {
+        end(child, group);
+        fail(format!(
+            "timed out after {} s (set {TIMEOUT_ENV} to wait longer)",
+            limit.as_secs_f64()
+        ))
+    };
     let start = Instant::now();
     let status = loop {
         match child.try_wait() {
             Ok(Some(status)) => break status,
-            Ok(None) if start.elapsed() >= limit => {
-                let _ = child.kill();
-                let _ = child.wait();
-                let _ = reader.join();
-                return Err(fail(format!(
-                    "timed out after {} s (set {TIMEOUT_ENV} to wait longer)",
-                    limit.as_secs_f64()
-                )));
-            }
+            Ok(None) if start.elapsed() >= limit => return Err(timed_out(&mut child)),
             Ok(None) => std::thread::sleep(Duration::from_millis(5)),
             Err(e) => return Err(fail(format!("failed: {}", crate::error::strerror(&e)))),
         }
     };
-    let out = reader
-        .join()
-        .map_err(|_| fail("could not be read".into()))?;
+    // The output ends when every process holding the pipe is done: a
+    // background child of the command must not hold pprotect past the
+    // limit either. (On a timeout the reader is left behind, not waited
+    // for.)
+    let out = match rx.recv_timeout(limit.saturating_sub(start.elapsed())) {
+        Ok(out) => out,
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => return Err(timed_out(&mut child)),
+        Err(_) => return Err(fail("could not be read".into())),
+    };
     if !status.success() {
         return Err(fail(match status.code() {
             Some(code) => format!("exited with status {code}"),
@@ -113,6 +131,22 @@ pub fn run(cmd: &str, user: &str, limit: Duration, show_stderr: bool) -> Result<
     Ok(SecretString::from(text.to_string()))
 }
 
+/// End a timed-out command: its whole process group when it has one (sh
+/// and everything it started), else sh itself.
+fn end(child: &mut std::process::Child, group: bool) {
+    #[cfg(unix)]
+    if group
+        && let Ok(id) = i32::try_from(child.id())
+        && let Some(pid) = rustix::process::Pid::from_raw(id)
+    {
+        let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+    }
+    #[cfg(not(unix))]
+    let _ = group;
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 /// The passphrase command configured outside the command line:
 /// `<PREFIX>_PASSPHRASE_CMD` (unless `ignore_env`), else git config
 /// `pprotect.passphraseCommand` (this repository's, or the global one).
@@ -127,6 +161,11 @@ pub fn configured(prefix: &str, ignore_env: bool) -> Option<(String, String)> {
     }
     let cwd = std::env::current_dir().ok()?;
     let repo = crate::git::repo::Repo::discover(&cwd).ok()?;
+    // A command from a repository git would not use (another user's) is
+    // never run: only global and system config count there.
+    if let Some(note) = repo.untrusted_note("pprotect.passphraseCommand") {
+        eprintln!("pprotect: {note}");
+    }
     repo.config_string("pprotect.passphraseCommand")
         .filter(|c| !c.trim().is_empty())
         .map(|c| (c, "git config pprotect.passphraseCommand".to_string()))
@@ -152,5 +191,27 @@ mod tests {
         assert!(e.to_string().contains("printed nothing"));
         let e = run("sleep 5", "a", Duration::from_millis(200), false).unwrap_err();
         assert!(e.to_string().contains("timed out"));
+    }
+
+    /// A timeout ends the command's children too, and pprotect does not
+    /// wait for output they hold open.
+    #[test]
+    fn a_timeout_ends_the_whole_command() {
+        let start = Instant::now();
+        let e = run("sleep 10; echo pw", "a", Duration::from_millis(300), false).unwrap_err();
+        assert!(e.to_string().contains("timed out"), "{e}");
+        let e = run(
+            "(sleep 10; echo late) & echo pw",
+            "a",
+            Duration::from_millis(300),
+            false,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("timed out"), "{e}");
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            start.elapsed()
+        );
     }
 }

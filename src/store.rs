@@ -28,13 +28,17 @@ fn require_regular(path: &Path) -> Result<()> {
 /// Refuse to write through a symbolic link at `path`.
 pub fn refuse_symlink(path: &Path) -> Result<()> {
     match fs::symlink_metadata(path) {
-        Ok(m) if m.file_type().is_symlink() => Err(Error::invalid(
-            None,
-            "is a symbolic link; pprotect does not write through links".into(),
-        )
-        .context(path.display())),
+        Ok(m) if m.file_type().is_symlink() => Err(symlink_refused(path)),
         _ => Ok(()),
     }
+}
+
+fn symlink_refused(path: &Path) -> Error {
+    Error::invalid(
+        None,
+        "is a symbolic link; pprotect does not write through links".into(),
+    )
+    .context(path.display())
 }
 
 /// Read a small file that must be a regular file, not a symbolic link
@@ -103,22 +107,28 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
         .suffix(".tmp")
         .tempfile_in(&dir)
         .map_err(|e| Error::io("cannot create a temporary file in", &dir, &e))?;
-    // A new file gets the permissions the umask gives a created file.
-    let perms = match fs::metadata(path) {
+    // A new file gets the permissions the umask gives a created file: it
+    // is created exclusively (`O_EXCL`, which never follows a link, so a
+    // link raced in after the check above makes this fail, not write
+    // elsewhere), then replaced.
+    let perms = match fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => return Err(symlink_refused(path)),
         Ok(meta) => meta.permissions(),
-        Err(_) => OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .and_then(|f| f.metadata())
-            .map_err(|e| Error::io("cannot create", path, &e))?
-            .permissions(),
+        Err(_) => {
+            let mut opts = OpenOptions::new();
+            opts.write(true).create_new(true);
+            no_follow(&mut opts);
+            opts.open(path)
+                .and_then(|f| f.metadata())
+                .map_err(|e| Error::io("cannot create", path, &e))?
+                .permissions()
+        }
     };
     tmp.write_all(contents)
         .and_then(|()| tmp.as_file().sync_all())
         .map_err(|e| Error::io("cannot write", tmp.path(), &e))?;
-    fs::set_permissions(tmp.path(), perms)
+    tmp.as_file()
+        .set_permissions(perms)
         .map_err(|e| Error::io("cannot set permissions on", tmp.path(), &e))?;
     tmp.persist(path)
         .map_err(|e| Error::io("cannot replace", path, &e.error))?;
@@ -126,6 +136,19 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
         let _ = d.sync_all();
     }
     Ok(())
+}
+
+/// Make `opts` refuse to open through a symbolic link at the last path
+/// component (`O_NOFOLLOW`), so a link raced in between a check and the
+/// open cannot redirect it.
+pub fn no_follow(opts: &mut OpenOptions) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32);
+    }
+    #[cfg(not(unix))]
+    let _ = opts;
 }
 
 fn parent_dir(path: &Path) -> PathBuf {
@@ -179,10 +202,10 @@ impl FileLock {
         loop {
             // Never open (and create through) a link planted as the lock.
             refuse_symlink(&lpath)?;
-            let file = OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
+            let mut opts = OpenOptions::new();
+            opts.create(true).truncate(false).write(true);
+            no_follow(&mut opts);
+            let file = opts
                 .open(&lpath)
                 .map_err(|e| Error::io("cannot create lock file", &lpath, &e))?;
             file.lock()

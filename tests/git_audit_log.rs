@@ -297,7 +297,13 @@ fn rechecks_are_incremental_and_never_trust_unverified_commits() {
     );
     checks_clean(&env, &["check-audit-log", "--no-cache"], 10);
     // Another pprotect version (or rule set) does not reuse the record.
-    let cache = env.path().join(".git/pprotect/check-audit-log.cache");
+    // The record is in the user's cache directory, one file per
+    // repository.
+    let dir = env.path().join("home/.cache/pprotect/check-audit-log");
+    let files: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let cache = files[0].as_ref().unwrap().path();
+    assert!(!env.path().join(".git/pprotect").exists());
     let text = std::fs::read_to_string(&cache).unwrap();
     std::fs::write(&cache, text.replace(env!("CARGO_PKG_VERSION"), "0.0.0")).unwrap();
     checks_clean(&env, &["check-audit-log"], 10);

@@ -18,4 +18,5 @@ mod git_textconv_precommit;
 mod hostile;
 mod reliability;
 mod security;
+mod security_review;
 mod workflows;

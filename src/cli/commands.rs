@@ -751,8 +751,11 @@ fn decrypt_domain(cli: &Cli, t: &Target, domain: &str) -> Result<(), Fail> {
         }
         (Some(fmt), _) => {
             // Users `eval` this output: the same name policy as exec.
-            let refused =
-                pprotect::envnames::refused(selected.iter().map(|(n, _)| *n), &cli.allow_env);
+            let refused = pprotect::envnames::refused_with(
+                selected.iter().map(|(n, _)| *n),
+                &cli.allow_env,
+                &cli.env_prefix,
+            );
             if !refused.is_empty() {
                 return Err(Fail::msg(
                     1,
@@ -776,14 +779,38 @@ fn decrypt_domain(cli: &Cli, t: &Target, domain: &str) -> Result<(), Fail> {
                         ),
                     ));
                 }
-                text.push_str(&format!(
-                    "{export}{name}={}\n",
-                    term::shell_quote(term::expose(value))
-                ));
+                let v = term::expose(value);
+                // One `NAME=value` per line: a value with a line break is
+                // written as dotenv readers take it (double quotes, `\n`),
+                // so a line-based reader never sees a second variable.
+                let quoted = if fmt == "env" && v.contains(['\n', '\r']) {
+                    zeroize::Zeroizing::new(dotenv_double_quote(v))
+                } else {
+                    zeroize::Zeroizing::new(term::shell_quote(v))
+                };
+                text.push_str(&format!("{export}{name}={}\n", quoted.as_str()));
             }
             out(&text)
         }
     }
+}
+
+/// A value in dotenv's double quotes: `\\`, `"`, line feed and carriage
+/// return escaped (what `pprotect import` and dotenv readers undo).
+fn dotenv_double_quote(v: &str) -> String {
+    let mut s = String::with_capacity(v.len() * 2 + 2);
+    s.push('"');
+    for c in v.chars() {
+        match c {
+            '\\' => s.push_str("\\\\"),
+            '"' => s.push_str("\\\""),
+            '\n' => s.push_str("\\n"),
+            '\r' => s.push_str("\\r"),
+            c => s.push(c),
+        }
+    }
+    s.push('"');
+    s
 }
 
 fn pre_commit(cli: &Cli) -> Result<(), Fail> {
@@ -995,6 +1022,20 @@ fn repo_target(cli: &Cli) -> Result<(pprotect::git::repo::Repo, String), Fail> {
 
 fn setup_git(cli: &Cli, check: bool, uninstall: bool, attributes: bool) -> Result<(), Fail> {
     let (repo, file) = repo_target(cli)?;
+    if !check && !repo.is_trusted() {
+        // Writing hooks and config into another user's repository (as
+        // git would not even use it) is how their config would run code
+        // as us.
+        let dir = repo.workdir().unwrap_or_else(|_| repo.git_dir());
+        return Err(Fail::msg(
+            1,
+            format!(
+                "detected dubious ownership in repository at '{}': it belongs to another user, so pprotect does not set it up; to trust it, run `git config --global --add safe.directory {}`",
+                sanitize(&dir.display().to_string()),
+                sanitize(&dir.display().to_string())
+            ),
+        ));
+    }
     let setup = pprotect::git::setup::Setup::new(repo, &file)?;
     if check {
         let missing: Vec<String> = setup

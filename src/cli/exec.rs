@@ -58,7 +58,11 @@ pub fn build_env(
         }
         secret_env.insert(env_name, value.clone());
     }
-    let reserved = pprotect::envnames::refused(secret_env.keys().map(String::as_str), allowed);
+    let reserved = pprotect::envnames::refused_with(
+        secret_env.keys().map(String::as_str),
+        allowed,
+        env_prefix,
+    );
     if !reserved.is_empty() {
         return Err(Fail::msg(
             1,
@@ -74,11 +78,14 @@ pub fn build_env(
         .filter(|(k, _)| !no_passthrough || PASSTHROUGH.contains(&k.as_str()))
         .map(|(k, v)| (k, SecretString::from(v)))
         .collect();
+    // Credentials and everything that steers pprotect stay out of the
+    // child: every `PPROTECT_*` (the passphrase command included, which the
+    // child could otherwise run to read the passphrase) and the credential
+    // variables under the active prefix.
+    env.retain(|k, _| !pprotect::envnames::is_pprotect_name(k, env_prefix));
     for v in SCRUBBED {
         env.remove(v);
     }
-    env.remove(&format!("{env_prefix}_USER"));
-    env.remove(&format!("{env_prefix}_PASSPHRASE"));
     for (k, v) in secret_env {
         env.insert(k, v);
     }

@@ -13,12 +13,13 @@ use zeroize::Zeroizing;
 
 use super::Fail;
 
-/// Replace C0/C1 control characters with U+FFFD, so a hostile file cannot
-/// send escape sequences to a terminal.
+/// Replace C0/C1 control characters and bidirectional-text controls with
+/// U+FFFD, so a hostile file cannot send escape sequences to a terminal or
+/// make one name display as another.
 pub fn sanitize(s: &str) -> String {
     s.chars()
         .map(|c| {
-            if pprotect::model::is_control(c) {
+            if pprotect::model::is_display_unsafe(c) {
                 '\u{FFFD}'
             } else {
                 c

@@ -196,6 +196,41 @@ fn editor() -> String {
         .unwrap_or_else(|| "vi".to_string())
 }
 
+/// Options that keep a secret out of vi's files on disk, for the vi
+/// family that takes them (vim, neovim, and `vi` when it is vim): no swap
+/// file (`-n`), no viminfo/shada (`-i NONE`, where a deleted line would be
+/// stored), no backup and no undo file. Other editors get nothing: see
+/// the README for theirs.
+fn vim_options(editor: &str) -> &'static str {
+    const OPTS: &str = " -n -i NONE -c 'set nobackup nowritebackup noundofile noswapfile'";
+    let Some(program) = editor.split_whitespace().next() else {
+        return "";
+    };
+    let is_vim = |p: &Path| {
+        p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+            n.starts_with("vim") || n.starts_with("nvim") || n.starts_with("gvim") || n == "view"
+        })
+    };
+    let path = Path::new(program);
+    if is_vim(path) {
+        return OPTS;
+    }
+    // `vi` (or another name) that is vim behind a link.
+    let found = if program.contains('/') {
+        Some(path.to_path_buf())
+    } else {
+        std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|d| d.join(program))
+                .find(|p| p.is_file())
+        })
+    };
+    match found.and_then(|p| std::fs::canonicalize(p).ok()) {
+        Some(real) if is_vim(&real) => OPTS,
+        _ => "",
+    }
+}
+
 /// A value in the edit buffer: single-quoted on one line, a literal block
 /// scalar when it has line breaks, double-quoted with escapes when it has
 /// other control characters.
@@ -342,7 +377,7 @@ pub(super) fn edit(cli: &Cli, t: &Target, domain: &str, yes: bool) -> Result<(),
         interrupts.editing.store(true, Ordering::SeqCst);
         let status = std::process::Command::new("sh")
             .arg("-c")
-            .arg(format!("{} \"$@\"", editor()))
+            .arg(format!("{}{} \"$@\"", editor(), vim_options(&editor())))
             .arg("sh")
             .arg(&buffer.path)
             .status();

@@ -120,30 +120,51 @@ pub struct Report {
 const RULES: &str = "rules-3";
 
 /// Commits an earlier run verified clean (with all their history), kept
-/// in the repository's git directory (never committed, so never shared):
-/// one line per verified tip, keyed by pprotect's version and rules, the
-/// file's path and the skew. Only this code writes it, after a clean
-/// check; `--no-cache` bypasses it.
+/// where only this user writes: the user's cache directory
+/// (`$XDG_CACHE_HOME`, else `~/.cache`), under
+/// `pprotect/check-audit-log/`, one file per repository (named by a digest
+/// of its git directory's canonical path). Never in the repository: a
+/// `.git` unpacked from a tarball or restored from a CI cache could carry
+/// a record of a tip it never verified here. One line per verified tip,
+/// keyed by pprotect's version and rules, the file's path and the skew.
+/// Only this code writes it, after a clean check; `--no-cache` bypasses
+/// it. Without a home or cache directory there is no record.
 struct Cache {
-    file: std::path::PathBuf,
+    file: Option<std::path::PathBuf>,
     key: String,
+}
+
+/// The user's cache directory for pprotect.
+fn user_cache_dir() -> Option<std::path::PathBuf> {
+    let from = |v: &str| {
+        std::env::var_os(v)
+            .map(std::path::PathBuf::from)
+            .filter(|p| p.is_absolute())
+    };
+    from("XDG_CACHE_HOME")
+        .or_else(|| from("HOME").map(|h| h.join(".cache")))
+        .map(|d| d.join("pprotect"))
 }
 
 impl Cache {
     fn new(repo: &Repo, path: &str, skew: i64) -> Cache {
+        use sha2::{Digest, Sha256};
+        let common = repo.repo.common_dir();
+        let common = std::fs::canonicalize(common).unwrap_or_else(|_| common.to_path_buf());
+        let digest = Sha256::digest(common.as_os_str().as_encoded_bytes());
+        let name: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
         Cache {
-            file: repo
-                .repo
-                .common_dir()
-                .join("pprotect")
-                .join("check-audit-log.cache"),
+            file: user_cache_dir().map(|d| d.join("check-audit-log").join(format!("{name}.cache"))),
             key: format!("{} {RULES}\t{skew}\t{path}\t", env!("CARGO_PKG_VERSION")),
         }
     }
 
     /// The verified tips that still exist here.
     fn load(&self, r: &gix::Repository) -> Vec<ObjectId> {
-        let Ok(Some(bytes)) = crate::store::read_regular_no_link(&self.file, 1 << 20) else {
+        let Some(file) = &self.file else {
+            return Vec::new();
+        };
+        let Ok(Some(bytes)) = crate::store::read_regular_no_link(file, 1 << 20) else {
             return Vec::new();
         };
         String::from_utf8_lossy(&bytes)
@@ -157,13 +178,16 @@ impl Cache {
     /// Remember `tip` (best effort: a cache that cannot be written only
     /// costs time).
     fn add(&self, tip: ObjectId) {
-        let Some(dir) = self.file.parent() else {
+        let Some(file) = &self.file else {
             return;
         };
-        if std::fs::create_dir_all(dir).is_err() {
+        let Some(dir) = file.parent() else {
+            return;
+        };
+        if create_private_dir(dir).is_err() {
             return;
         }
-        let mut text = crate::store::read_regular_no_link(&self.file, 1 << 20)
+        let mut text = crate::store::read_regular_no_link(file, 1 << 20)
             .ok()
             .flatten()
             .map(|b| String::from_utf8_lossy(&b).into_owned())
@@ -178,8 +202,17 @@ impl Cache {
         }
         out.push_str(&format!("{}{tip}\n", self.key));
         text = out;
-        let _ = crate::store::write_atomic(&self.file, text.as_bytes());
+        let _ = crate::store::write_atomic(file, text.as_bytes());
     }
+}
+
+/// Create `dir` (and its parents) readable and writable by this user only.
+fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+    b.create(dir)
 }
 
 /// The commit a `git revert` commit message names (`This reverts commit
@@ -899,6 +932,19 @@ fn check_stamps(
 ) {
     // The same text twice is no finding: the same change made twice in
     // one second (a script, a squash of such commits) writes it twice.
+    // The nearest stamped entry before each own entry, in one pass.
+    let mut prev_stamp: HashMap<usize, (usize, i64)> = HashMap::new();
+    let mut last: Option<(usize, i64)> = None;
+    for (i, e) in new.audit_log.iter().enumerate() {
+        if own.contains(&i)
+            && let Some(p) = last
+        {
+            prev_stamp.insert(i, p);
+        }
+        if let Some(t) = audit::stamp(e) {
+            last = Some((i, t));
+        }
+    }
     for &i in own {
         let e = new.audit_log[i].as_str();
         let Some(ts) = audit::stamp(e) else {
@@ -912,9 +958,7 @@ fn check_stamps(
                 format!("audit entry stamped after its commit: {e}"),
             ));
         }
-        let prev = (0..i)
-            .rev()
-            .find_map(|j| audit::stamp(&new.audit_log[j]).map(|t| (j, t)));
+        let prev = prev_stamp.get(&i).copied();
         if let Some((j, pts)) = prev
             && ts < pts - skew
         {
@@ -992,7 +1036,20 @@ fn check_own_entries(
         }
         entries.push((e, m));
     }
-    for (k, (e, m)) in entries.iter().enumerate() {
+    // Per object, the distinct texts of the own entries about it (two are
+    // enough to know): an entry is backed by another own entry about the
+    // same thing with another text (an add then a remove). One pass, so a
+    // log of many unbacked entries costs linear time.
+    let mut texts: HashMap<&Obj, (&str, bool)> = HashMap::new();
+    for (e, m) in &entries {
+        if let Some(m) = m {
+            let t = texts.entry(&m.primary).or_insert((e, false));
+            if t.0 != *e {
+                t.1 = true;
+            }
+        }
+    }
+    for (e, m) in &entries {
         let Some(m) = m else { continue };
         let backed = match &m.primary {
             Obj::File => parents
@@ -1000,9 +1057,9 @@ fn check_own_entries(
                 .any(|(missing, p)| *missing || p.audit_log.is_empty()),
             obj => {
                 changed.iter().any(|c| c.contains(obj))
-                    || entries.iter().enumerate().any(|(o, (other, om))| {
-                        o != k && *other != *e && om.as_ref().is_some_and(|om| om.primary == *obj)
-                    })
+                    || texts
+                        .get(obj)
+                        .is_some_and(|(first, two)| *two || first != e)
             }
         };
         if !backed {

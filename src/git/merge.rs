@@ -1219,16 +1219,14 @@ impl<'a> State<'a> {
             Place::AuditLog => return,
         };
         let (domains, custodians) = audit::names(self.ours, self.theirs);
-        let rejected: Vec<String> = audit::beyond(&self.merged.audit_log, &self.ours.audit_log)
-            .into_iter()
-            .filter(|e| audit::meaning(e, &domains, &custodians).is_some_and(|m| m.primary == obj))
-            .map(String::from)
-            .collect();
-        for e in rejected {
-            if let Some(i) = self.merged.audit_log.iter().rposition(|x| *x == e) {
-                self.merged.audit_log.remove(i);
+        let mut rejected: std::collections::HashMap<String, usize> =
+            std::collections::HashMap::new();
+        for e in audit::beyond(&self.merged.audit_log, &self.ours.audit_log) {
+            if audit::meaning(e, &domains, &custodians).is_some_and(|m| m.primary == obj) {
+                *rejected.entry(e.to_string()).or_default() += 1;
             }
         }
+        remove_last_occurrences(&mut self.merged.audit_log, rejected);
     }
 
     /// Put `side`'s version of a conflicting entry into the merge.
@@ -1308,19 +1306,31 @@ impl<'a> State<'a> {
                     (e.to_string(), obj)
                 })
                 .collect();
-        for (i, (e, obj)) in added.iter().enumerate() {
+        // Per object, whether the added entries about it have two distinct
+        // texts (an addition then a removal pair up): one pass, so many
+        // unbacked entries cost linear time.
+        let mut texts: std::collections::HashMap<&audit::Obj, (&str, bool)> =
+            std::collections::HashMap::new();
+        for (e, obj) in &added {
+            if let Some(obj) = obj {
+                let t = texts.entry(obj).or_insert((e.as_str(), false));
+                if t.0 != e {
+                    t.1 = true;
+                }
+            }
+        }
+        // The texts to drop, each once (its last occurrence).
+        let mut drop: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+        for (e, obj) in &added {
             let Some(obj) = obj else { continue };
             if *obj == audit::Obj::File || changed.contains(obj) {
                 continue;
             }
-            let paired = added
-                .iter()
-                .enumerate()
-                .any(|(j, (other, o))| j != i && other != e && o.as_ref() == Some(obj));
-            if !paired && let Some(at) = self.merged.audit_log.iter().rposition(|x| x == e) {
-                self.merged.audit_log.remove(at);
+            if !texts.get(obj).is_some_and(|t| t.1) {
+                *drop.entry(e.clone()).or_default() += 1;
             }
         }
+        remove_last_occurrences(&mut self.merged.audit_log, drop);
     }
 
     fn finish(mut self, marker_size: usize, actor: &str) -> Merged {
@@ -1472,6 +1482,28 @@ pub fn rotation_proof(
         }
     }
     Ok(())
+}
+
+/// Remove, for each text in `drop`, its last `n` occurrences from `log`,
+/// in one pass from the end.
+fn remove_last_occurrences(
+    log: &mut Vec<String>,
+    mut drop: std::collections::HashMap<String, usize>,
+) {
+    if drop.is_empty() {
+        return;
+    }
+    let mut keep = vec![true; log.len()];
+    for (i, e) in log.iter().enumerate().rev() {
+        if let Some(n) = drop.get_mut(e)
+            && *n > 0
+        {
+            *n -= 1;
+            keep[i] = false;
+        }
+    }
+    let mut k = keep.into_iter();
+    log.retain(|_| k.next().unwrap_or(true));
 }
 
 /// Find `block` at a line start in `text`.

@@ -323,10 +323,55 @@ fn value_forms(v: &str) -> Vec<(zeroize::Zeroizing<Vec<u8>>, &'static str)> {
         z(URL_SAFE_NO_PAD.encode(v.as_bytes()).into_bytes()),
         "base64-encoded ",
     ));
+    // Inside base64 after other bytes (HTTP basic auth, `user:VALUE`):
+    // for each alignment of what comes before, the characters that depend
+    // on the value alone (whole groups, without the partial first one and
+    // the last).
+    for (pad, skip) in [(1usize, 2usize), (2, 3)] {
+        let mut bytes = z(vec![0u8; pad]);
+        bytes.extend_from_slice(v.as_bytes());
+        let enc = z(STANDARD.encode(&bytes[..]).into_bytes());
+        let full = bytes.len() / 3 * 4;
+        if full >= skip + MIN_VALUE_LEN {
+            out.push((z(enc[skip..full].to_vec()), "base64-encoded "));
+        }
+    }
+    // Percent-encoded in a URL (`https://user:VALUE@host`, a query
+    // string): unreserved characters kept, the rest `%XX`, in upper and
+    // lower case hex, and form encoding's `+` for a space.
+    let mut pct = String::new();
+    for b in v.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            pct.push(b as char);
+        } else {
+            pct.push_str(&format!("%{b:02X}"));
+        }
+    }
+    if pct != v {
+        let lower = lower_hex_escapes(&pct);
+        let form = pct.replace("%20", "+");
+        for p in [pct, lower, form] {
+            out.push((z(p.into_bytes()), "percent-encoded "));
+        }
+    }
     let hex: String = v.bytes().map(|b| format!("{b:02x}")).collect();
     out.push((z(hex.to_uppercase().into_bytes()), "hex-encoded "));
     out.push((z(hex.into_bytes()), "hex-encoded "));
     out.dedup_by(|a, b| a.0 == b.0);
+    out
+}
+
+/// `%XX` escapes with lower-case hex digits.
+fn lower_hex_escapes(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find('%') {
+        out.push_str(&rest[..i]);
+        let esc = rest.get(i..i + 3).unwrap_or(&rest[i..]);
+        out.push_str(&esc.to_ascii_lowercase());
+        rest = &rest[i + esc.len()..];
+    }
+    out.push_str(rest);
     out
 }
 

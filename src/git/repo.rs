@@ -247,21 +247,54 @@ impl Repo {
             .join("/"))
     }
 
-    /// All values of a multi-valued config key (`section.key`).
+    /// Whether git would use this repository as it is: it belongs to the
+    /// current user, or `safe.directory` (global or system config) lists
+    /// it. Otherwise git refuses it (`detected dubious ownership`) and
+    /// pprotect reads none of its own configuration ([`Repo::config_string`]).
+    pub fn is_trusted(&self) -> bool {
+        self.repo.git_dir_trust() == gix::sec::Trust::Full
+    }
+
+    /// All values of a multi-valued config key (`section.key`), from
+    /// trusted configuration only: in a repository git would not use, its
+    /// own config files are left out (global and system config still
+    /// count), as git leaves the whole repository alone.
     pub fn config_strings(&self, key: &str) -> Vec<String> {
         self.repo
             .config_snapshot()
-            .strings(key)
+            .plumbing()
+            .strings_filter(key, &mut gix::config::section::is_trusted)
             .map(|v| v.into_iter().map(|s| s.to_string()).collect())
             .unwrap_or_default()
     }
 
-    /// One config value.
+    /// One config value, from trusted configuration only (see
+    /// [`Repo::config_strings`]).
     pub fn config_string(&self, key: &str) -> Option<String> {
         self.repo
             .config_snapshot()
-            .string(key)
+            .plumbing()
+            .string_filter(key, &mut gix::config::section::is_trusted)
             .map(|s| s.to_string())
+    }
+
+    /// When this repository is not trusted and its own configuration sets
+    /// `key`, the line that says it was ignored and why (as git says it).
+    pub fn untrusted_note(&self, key: &str) -> Option<String> {
+        if self.is_trusted() || self.repo.config_snapshot().string(key).is_none() {
+            return None;
+        }
+        if self.config_string(key).is_some() {
+            return None;
+        }
+        let dir = self
+            .workdir()
+            .unwrap_or_else(|_| self.git_dir())
+            .display()
+            .to_string();
+        Some(format!(
+            "ignoring {key} from this repository's config: detected dubious ownership in repository at '{dir}' (it belongs to another user, and git would not use it); to trust it, run `git config --global --add safe.directory {dir}`"
+        ))
     }
 
     /// The patterns with `merge=pprotect` in the root `.gitattributes`

@@ -9,7 +9,7 @@
 use sha2::{Digest, Sha256};
 
 use crate::crypto::KeyType;
-use crate::model::{ProtectedFile, is_control};
+use crate::model::{ProtectedFile, is_display_unsafe};
 
 /// A short, stable fingerprint of some bytes: 12 hex digits of SHA-256.
 pub fn fingerprint(bytes: &[u8]) -> String {
@@ -19,12 +19,12 @@ pub fn fingerprint(bytes: &[u8]) -> String {
 
 /// Replace control characters so names cannot drive a terminal.
 pub fn sanitize(s: &str) -> std::borrow::Cow<'_, str> {
-    if !s.chars().any(is_control) {
+    if !s.chars().any(is_display_unsafe) {
         return std::borrow::Cow::Borrowed(s);
     }
     std::borrow::Cow::Owned(
         s.chars()
-            .map(|c| if is_control(c) { '\u{FFFD}' } else { c })
+            .map(|c| if is_display_unsafe(c) { '\u{FFFD}' } else { c })
             .collect(),
     )
 }
