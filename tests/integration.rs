@@ -8,6 +8,7 @@ mod compat_fixtures;
 mod compat_python;
 mod fuzz_regressions;
 mod git_audit_log;
+mod git_ci_clones;
 mod git_layouts;
 mod git_merge;
 mod git_operations;

@@ -234,6 +234,20 @@ pub fn run(cli: Cli) -> Result<(), Fail> {
         out(super::HELP)?;
         return Err(Fail::msg(1, "pprotect: expected a subcommand"));
     };
+    // Where merging is irrelevant, the hint is noise off a terminal (CI):
+    // it is only for people who will merge in this clone.
+    let reads_only = matches!(
+        command,
+        Command::CheckAuditLog { .. }
+            | Command::DecryptDomain { .. }
+            | Command::Exec { .. }
+            | Command::ListAuditLog
+            | Command::ListDomains
+            | Command::ListDomainSecrets { .. }
+            | Command::ListAllSecrets
+            | Command::ListUserSecrets
+            | Command::Access
+    );
     if !matches!(
         command,
         Command::SetupGit { .. }
@@ -242,7 +256,8 @@ pub fn run(cli: Cli) -> Result<(), Fail> {
             | Command::Version
             | Command::Man
             | Command::Completions { .. }
-    ) {
+    ) && (!reads_only || term::stderr_is_tty())
+    {
         setup_hint();
     }
     // `init` creates the file here; every other command may find it above.
@@ -335,7 +350,13 @@ pub fn run(cli: Cli) -> Result<(), Fail> {
             range,
             skew,
             no_cache,
-        } => check_audit_log(&cli, range.as_deref(), *skew, *no_cache),
+            full,
+            accept,
+            reason,
+        } => match (accept, reason) {
+            (Some(commit), Some(reason)) => accept_findings(&cli, commit, reason, *skew),
+            _ => check_audit_log(&cli, range.as_deref(), *skew, *no_cache, *full),
+        },
         Command::AddKeyCustodian => {
             t.load_for_write()?;
             add_key_custodian(&cli, &t, false)
@@ -1074,7 +1095,13 @@ fn setup_git(cli: &Cli, check: bool, uninstall: bool, attributes: bool) -> Resul
     Ok(())
 }
 
-fn check_audit_log(cli: &Cli, range: Option<&str>, skew: i64, no_cache: bool) -> Result<(), Fail> {
+fn check_audit_log(
+    cli: &Cli,
+    range: Option<&str>,
+    skew: i64,
+    no_cache: bool,
+    full: bool,
+) -> Result<(), Fail> {
     use pprotect::git::history;
     let (repo, path) = repo_target(cli)?;
     // Never in --json output, and only on a terminal (see term::Progress).
@@ -1084,23 +1111,49 @@ fn check_audit_log(cli: &Cli, range: Option<&str>, skew: i64, no_cache: bool) ->
             progress.update(done, total)
         })?;
     drop(progress);
+    if report.shallow_boundary > 0 {
+        let advice = "fetch it with `git fetch --unshallow` (GitHub Actions: `fetch-depth: 0` in actions/checkout; GitLab CI: `GIT_DEPTH: 0`)";
+        if full {
+            return Err(Fail::msg(
+                2,
+                format!(
+                    "this is a shallow clone: history before {} boundary commit(s) is not here, and --full checks the whole history; {advice}",
+                    report.shallow_boundary
+                ),
+            ));
+        }
+        errln(&format!(
+            "note: shallow clone: history before {} boundary commit(s) was not checked (their files are taken as given); {advice}, or use --full to make this an error",
+            report.shallow_boundary
+        ));
+    }
     for note in &report.notes {
         errln(&format!("note: {}", sanitize(note)));
     }
+    let accepted = report.findings.iter().filter(|f| f.accepted).count();
+    let open = report.findings.len() - accepted;
     if cli.json {
         outln(&json::to_string(&report.findings))?;
     } else {
         for f in &report.findings {
             outln(&sanitize(&format!(
-                "{} {}: {}",
+                "{} {}: {}{}",
                 &f.commit[..f.commit.len().min(7)],
                 f.summary,
-                f.message
+                f.message,
+                f.reason
+                    .as_ref()
+                    .map(|r| format!(" (accepted: {r})"))
+                    .unwrap_or_default()
             )))?;
         }
         outln(&format!(
-            "{} finding(s) in {} commit(s) changing {}{}",
-            report.findings.len(),
+            "{open} finding(s){} in {} commit(s) changing {}{}",
+            if accepted > 0 {
+                format!(" and {accepted} accepted")
+            } else {
+                String::new()
+            },
             report.commits_checked,
             sanitize(&path),
             if report.cached {
@@ -1110,11 +1163,80 @@ fn check_audit_log(cli: &Cli, range: Option<&str>, skew: i64, no_cache: bool) ->
             }
         ))?;
     }
-    if report.findings.is_empty() {
+    if open == 0 {
         Ok(())
     } else {
         Err(Fail::Quiet(1))
     }
+}
+
+/// `check-audit-log --accept COMMIT --reason TEXT`: append the commit's
+/// current findings to the baseline, for review and commit.
+fn accept_findings(cli: &Cli, commit: &str, reason: &str, skew: i64) -> Result<(), Fail> {
+    use pprotect::git::{baseline, history};
+    let (repo, path) = repo_target(cli)?;
+    let id = repo
+        .repo
+        .rev_parse_single(commit)
+        .map_err(|e| Fail::msg(2, format!("cannot resolve {}: {e}", sanitize(commit))))?
+        .detach()
+        .to_string();
+    if reason.trim().is_empty() {
+        return Err(Fail::msg(
+            1,
+            "--reason must say why the findings are accepted",
+        ));
+    }
+    let report = history::check(&repo, &path, None, skew, false)?;
+    let here: Vec<&history::Finding> = report
+        .findings
+        .iter()
+        .filter(|f| f.commit == id && !f.accepted)
+        .collect();
+    if here.iter().any(|f| f.kind == history::Kind::InvalidFile) {
+        return Err(Fail::msg(
+            1,
+            format!(
+                "commit {} has an invalid-file finding, which cannot be accepted: fix the file in a new commit",
+                &id[..7]
+            ),
+        ));
+    }
+    let here: Vec<&history::Finding> = here
+        .into_iter()
+        .filter(|f| f.kind != history::Kind::StaleBaseline)
+        .collect();
+    if here.is_empty() {
+        return Err(Fail::msg(
+            1,
+            format!("commit {} has no finding to accept", &id[..7]),
+        ));
+    }
+    let file = repo.workdir()?.join(baseline::FILE);
+    let mut text = match pprotect::store::read_regular_no_link(&file, 1 << 20)? {
+        Some(b) => String::from_utf8_lossy(&b).into_owned(),
+        None => baseline::HEADER.to_string(),
+    };
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    for f in &here {
+        text.push_str(&baseline::format_line(f, reason));
+        outln(&sanitize(&format!(
+            "accepted: {} {}: {}",
+            &f.commit[..7],
+            f.summary,
+            f.message
+        )))?;
+    }
+    store::write_atomic(&file, text.as_bytes())?;
+    errln(&format!(
+        "{} finding(s) of commit {} accepted in {}: review and commit it",
+        here.len(),
+        &id[..7],
+        baseline::FILE
+    ));
+    Ok(())
 }
 
 fn resolve(

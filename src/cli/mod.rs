@@ -106,7 +106,8 @@ Subcommands:
     resolve [--ours|--theirs|--show|--reseal [--yes]] [DOMAIN [ENTRY]]
                         list or settle the protected file's merge conflicts
     check-audit-log     cross-check the audit log against git history
-                        (--range A..B, --json, --skew SECONDS, --no-cache)
+                        (--range A..B, --json, --skew SECONDS, --no-cache,
+                        --full, --accept COMMIT --reason TEXT)
     textconv FILE       print a protected file as names and fingerprints
                         (git diff textconv)
     pre-commit          check the staged change for plaintext secrets
@@ -437,6 +438,17 @@ pub enum Command {
         /// of commits verified clean before.
         #[arg(long)]
         no_cache: bool,
+        /// Make a shallow clone's missing history an error (exit 2)
+        /// instead of a note.
+        #[arg(long)]
+        full: bool,
+        /// Accept the findings of this commit as history: append them to
+        /// `.pprotect-baseline` (commit it), with --reason.
+        #[arg(long, value_name = "COMMIT", requires = "reason")]
+        accept: Option<String>,
+        /// Why the findings are accepted (with --accept).
+        #[arg(long, value_name = "TEXT", requires = "accept")]
+        reason: Option<String>,
     },
     /// Print a protected file as names and fingerprints (git diff textconv).
     Textconv {

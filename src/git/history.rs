@@ -56,6 +56,9 @@ pub enum Kind {
     /// domain (or of its custodian): it was never re-sealed, so it is
     /// sealed to a key that is no longer the domain's.
     StaleKey,
+    /// A baseline line (`.pprotect-baseline`) that accepts a finding the
+    /// checked commit no longer has.
+    StaleBaseline,
 }
 
 impl Kind {
@@ -72,6 +75,7 @@ impl Kind {
             Kind::UnrecognizedEntry => "unrecognized-entry",
             Kind::MisshapenChange => "misshapen-change",
             Kind::StaleKey => "stale-key",
+            Kind::StaleBaseline => "stale-baseline",
         }
     }
 }
@@ -97,6 +101,11 @@ pub struct Finding {
     pub entry: Option<String>,
     /// Human-readable description.
     pub message: String,
+    /// Whether the baseline ([`super::baseline`]) accepts this finding.
+    pub accepted: bool,
+    /// Why, when it is accepted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// The result of a check.
@@ -113,11 +122,15 @@ pub struct Report {
     pub notes: Vec<String>,
     /// Whether history verified clean by an earlier run was skipped.
     pub cached: bool,
+    /// In a shallow clone: the boundary commits (their parents were not
+    /// fetched) whose files were taken as given; history before them was
+    /// not checked.
+    pub shallow_boundary: usize,
 }
 
 /// The rules version: bump it whenever what check-audit-log accepts or
 /// reports changes, so earlier verdicts are not reused.
-const RULES: &str = "rules-3";
+const RULES: &str = "rules-4";
 
 /// Commits an earlier run verified clean (with all their history), kept
 /// where only this user writes: the user's cache directory
@@ -147,7 +160,7 @@ fn user_cache_dir() -> Option<std::path::PathBuf> {
 }
 
 impl Cache {
-    fn new(repo: &Repo, path: &str, skew: i64) -> Cache {
+    fn new(repo: &Repo, path: &str, skew: i64, baseline: &str) -> Cache {
         use sha2::{Digest, Sha256};
         let common = repo.repo.common_dir();
         let common = std::fs::canonicalize(common).unwrap_or_else(|_| common.to_path_buf());
@@ -155,7 +168,18 @@ impl Cache {
         let name: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
         Cache {
             file: user_cache_dir().map(|d| d.join("check-audit-log").join(format!("{name}.cache"))),
-            key: format!("{} {RULES}\t{skew}\t{path}\t", env!("CARGO_PKG_VERSION")),
+            key: format!(
+                "{} {RULES}\t{skew}\t{path}\t{}\t",
+                env!("CARGO_PKG_VERSION"),
+                if baseline.is_empty() {
+                    "-".to_string()
+                } else {
+                    Sha256::digest(baseline.as_bytes())[..8]
+                        .iter()
+                        .map(|b| format!("{b:02x}"))
+                        .collect::<String>()
+                }
+            ),
         }
     }
 
@@ -547,8 +571,26 @@ pub fn check_with_progress(
         ));
     }
     let tip = resolve(tip)?;
+    // Findings the team accepted (a committed, reviewed baseline).
+    let baseline_text = repo
+        .workdir()
+        .ok()
+        .and_then(|w| {
+            crate::store::read_regular_no_link(&w.join(super::baseline::FILE), 1 << 20)
+                .ok()
+                .flatten()
+        })
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    let (accepted, bad) = super::baseline::parse(&baseline_text);
+    if let Some((line, why)) = bad.first() {
+        return Err(Error::git(
+            format!("{}: line {line}", super::baseline::FILE),
+            format!("{why}; fix or remove the line"),
+        ));
+    }
     // Commits verified clean by an earlier run, with all their history.
-    let record = use_cache.then(|| Cache::new(repo, path, skew));
+    let record = use_cache.then(|| Cache::new(repo, path, skew, &baseline_text));
     let verified = record.as_ref().map(|c| c.load(r)).unwrap_or_default();
     if verified.contains(&tip) {
         return Ok(Report {
@@ -559,6 +601,28 @@ pub fn check_with_progress(
     let mut hide: Vec<ObjectId> = verified.clone();
     if let Some(a) = hidden {
         hide.push(resolve(a)?);
+    }
+    // A partial clone: the trees of the commits to check come from the
+    // promisor remote in one batch first (blobs follow, below).
+    let partial = super::promisor::promisor_remote(repo).is_some();
+    if partial {
+        let mut walk = r.rev_walk([tip]);
+        if !hide.is_empty() {
+            walk = walk.with_hidden(hide.clone());
+        }
+        let mut trees = Vec::new();
+        for info in walk
+            .all()
+            .map_err(|e| Error::git("cannot walk history", e))?
+        {
+            let info = info.map_err(|e| Error::git("cannot walk history", e))?;
+            if let Ok(c) = r.find_commit(info.id)
+                && let Ok(t) = c.tree_id()
+            {
+                trees.push(t.detach());
+            }
+        }
+        super::promisor::ensure(repo, &trees, "trees")?;
     }
     let mut walk = r.rev_walk([tip]);
     if !hide.is_empty() {
@@ -632,7 +696,25 @@ pub fn check_with_progress(
     let ever_present = blob_of.values().any(Option::is_some);
     let mut tasks = Vec::new();
     let mut notes = Vec::new();
+    // A shallow clone's boundary commits: their parents are not here, so
+    // their files are taken as given (as a range's start is) and only the
+    // commits after them are checked.
+    let shallow: Vec<ObjectId> = r
+        .shallow_commits()
+        .ok()
+        .flatten()
+        .map(|s| {
+            let mut v: Vec<ObjectId> = s.iter().copied().collect();
+            v.sort();
+            v
+        })
+        .unwrap_or_default();
+    let mut shallow_boundary = 0;
     for c in seen {
+        if shallow.binary_search(&c.id).is_ok() {
+            shallow_boundary += 1;
+            continue;
+        }
         let mut parents = Vec::new();
         for pid in &c.parents {
             let pb = match blob_of.get(pid) {
@@ -696,6 +778,20 @@ pub fn check_with_progress(
     // later check needs. Versions are read in the direction their pack
     // stores them (see `read_order`), so each costs the reader about one
     // delta.
+    if partial {
+        let mut blobs: Vec<ObjectId> = tasks
+            .iter()
+            .flat_map(|t| {
+                std::iter::once(&t.blob)
+                    .chain(&t.parents)
+                    .flatten()
+                    .copied()
+            })
+            .collect();
+        blobs.sort();
+        blobs.dedup();
+        super::promisor::ensure(repo, &blobs, "versions of the protected file")?;
+    }
     let mut uses: HashMap<ObjectId, usize> = HashMap::new();
     for t in &tasks {
         for b in std::iter::once(&t.blob).chain(&t.parents).flatten() {
@@ -720,6 +816,7 @@ pub fn check_with_progress(
     }
     drop(once);
     let mut per_commit: Vec<Vec<Finding>> = vec![Vec::new(); tasks.len()];
+    let mut checked: Vec<Checked> = (0..tasks.len()).map(|_| Checked::default()).collect();
     // What each version sealed (or moved) that its parents do not hold
     // under the same keys, for the stale-key check.
     let mut intro: Vec<Vec<crate::provenance::Sealing>> = vec![Vec::new(); tasks.len()];
@@ -738,7 +835,9 @@ pub fn check_with_progress(
         let new = get(&task.blob);
         let parents: Vec<(bool, Parsed)> =
             task.parents.iter().map(|p| (p.is_none(), get(p))).collect();
-        per_commit[i] = check_commit(task, path, skew, &new, &parents);
+        let mut c = check_commit(task, path, skew, &new, &parents);
+        per_commit[i] = std::mem::take(&mut c.findings);
+        checked[i] = c;
         if let Ok(nf) = new.as_ref() {
             let ps: Vec<&ProtectedFile> = parents
                 .iter()
@@ -757,13 +856,16 @@ pub fn check_with_progress(
     }
     pipeline.finish()?;
     check_stale_keys(&tasks, &intro, &mut per_commit);
+    blame_outliers(&tasks, &checked, &mut per_commit);
     // Oldest first, as the log reads.
     per_commit.reverse();
     notes.reverse();
-    let findings: Vec<Finding> = per_commit.into_iter().flatten().collect();
+    let mut findings: Vec<Finding> = per_commit.into_iter().flatten().collect();
+    apply_baseline(&accepted, &tasks, &mut findings);
     // A clean check of a whole history (no range start) is remembered.
-    if findings.is_empty()
+    if findings.iter().all(|f| f.accepted)
         && hidden.is_none()
+        && shallow_boundary == 0
         && let Some(c) = &record
     {
         c.add(tip);
@@ -773,6 +875,7 @@ pub fn check_with_progress(
         findings,
         notes,
         cached: !verified.is_empty(),
+        shallow_boundary,
     })
 }
 
@@ -782,7 +885,8 @@ fn check_commit(
     skew: i64,
     new: &Parsed,
     parents: &[(bool, Parsed)],
-) -> Vec<Finding> {
+) -> Checked {
+    let mut checked = Checked::default();
     let id = task.id.to_string();
     let finding = |kind: Kind, obj: Option<&Obj>, entry: Option<&str>, message: String| {
         let (domain, secret, custodian) = obj.map(Obj::fields).unwrap_or((None, None, None));
@@ -795,6 +899,8 @@ fn check_commit(
             custodian,
             entry: entry.map(String::from),
             message,
+            accepted: false,
+            reason: None,
         }
     };
     let mut findings = Vec::new();
@@ -809,7 +915,8 @@ fn check_commit(
                     format!("{path} is not a valid protected file: {e}"),
                 ));
             }
-            return findings;
+            checked.findings = findings;
+            return checked;
         }
     };
     let merge = parents.len() > 1;
@@ -856,10 +963,114 @@ fn check_commit(
             .filter_map(|(missing, p)| p.as_ref().as_ref().ok().map(|p| (*missing, p)))
             .collect();
         check_own_entries(&parents, new, &own, &finding, &mut findings);
-        check_stamps(new, &own, task.time, skew, &finding, &mut findings);
+        check_stamps(
+            new,
+            &own,
+            task.time,
+            skew,
+            &finding,
+            &mut findings,
+            &mut checked.outliers,
+        );
+        checked.own = own.iter().map(|&i| new.audit_log[i].clone()).collect();
     }
     dedupe(&mut findings);
-    findings
+    checked.findings = findings;
+    checked
+}
+
+/// Mark the findings the baseline accepts, and report each baseline line
+/// about a checked commit that accepts no finding (the finding is gone, or
+/// the line was edited).
+fn apply_baseline(lines: &[super::baseline::Line], tasks: &[Task], findings: &mut Vec<Finding>) {
+    if lines.is_empty() {
+        return;
+    }
+    for f in findings.iter_mut() {
+        if let Some(l) = lines.iter().find(|l| super::baseline::accepts(l, f)) {
+            f.accepted = true;
+            f.reason = Some(l.reason.clone());
+        }
+    }
+    let checked: std::collections::HashMap<String, &Task> =
+        tasks.iter().map(|t| (t.id.to_string(), t)).collect();
+    for l in lines {
+        let Some(t) = checked.get(&l.commit) else {
+            continue; // not checked here (a range, a shallow clone, the cache)
+        };
+        if findings.iter().any(|f| super::baseline::accepts(l, f)) {
+            continue;
+        }
+        findings.push(Finding {
+            commit: l.commit.clone(),
+            summary: t.summary.clone(),
+            kind: Kind::StaleBaseline,
+            domain: None,
+            secret: None,
+            custodian: None,
+            entry: None,
+            message: format!(
+                "{} line {} accepts a finding this commit does not have: {} {}",
+                super::baseline::FILE,
+                l.line,
+                l.kind,
+                l.key
+            ),
+            accepted: false,
+            reason: None,
+        });
+    }
+}
+
+/// What checking one commit found, and what the post-passes need.
+#[derive(Default)]
+struct Checked {
+    findings: Vec<Finding>,
+    /// The entries this commit itself appended.
+    own: Vec<String>,
+    /// Earlier entries stamped after this commit (a clock running ahead
+    /// when they were written).
+    outliers: Vec<String>,
+}
+
+/// Blame each outlier entry (stamped after a commit that follows it) on
+/// the commit that appended it, when that commit was checked; else on the
+/// commit that revealed it. The honest entry after it is no finding.
+fn blame_outliers(tasks: &[Task], checked: &[Checked], per_commit: &mut [Vec<Finding>]) {
+    let mut appended: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, c) in checked.iter().enumerate() {
+        for e in &c.own {
+            appended.entry(e.as_str()).or_default().push(i);
+        }
+    }
+    let mut seen = BTreeSet::new();
+    for (i, c) in checked.iter().enumerate() {
+        for e in &c.outliers {
+            // Tasks are newest first: the appending commit is older.
+            let at = appended
+                .get(e.as_str())
+                .and_then(|v| v.iter().copied().filter(|&k| k > i).min())
+                .unwrap_or(i);
+            if !seen.insert((at, e.clone())) {
+                continue;
+            }
+            per_commit[at].push(Finding {
+                commit: tasks[at].id.to_string(),
+                summary: tasks[at].summary.clone(),
+                kind: Kind::FutureDated,
+                domain: None,
+                secret: None,
+                custodian: None,
+                entry: Some(e.clone()),
+                message: format!(
+                    "audit entry stamped after commit {} that follows it (a clock running ahead?): {e}",
+                    &tasks[i].id.to_string()[..7]
+                ),
+                accepted: false,
+                reason: None,
+            });
+        }
+    }
 }
 
 /// Report entries whose ciphertext first appeared under other keys: the
@@ -911,6 +1122,8 @@ fn check_stale_keys(
                     s.describe_stale(f),
                     &tasks[*fi].id.to_string()[..7]
                 ),
+                accepted: false,
+                reason: None,
             });
         }
     }
@@ -929,6 +1142,7 @@ fn check_stamps(
     skew: i64,
     finding: &MakeFinding<'_>,
     out: &mut Vec<Finding>,
+    outliers: &mut Vec<String>,
 ) {
     // The same text twice is no finding: the same change made twice in
     // one second (a script, a squash of such commits) writes it twice.
@@ -962,6 +1176,13 @@ fn check_stamps(
         if let Some((j, pts)) = prev
             && ts < pts - skew
         {
+            // The entry before is stamped after this very commit, which
+            // follows it: that entry is the outlier (written with a clock
+            // running ahead), not this one.
+            if !own.contains(&j) && pts > commit_time.saturating_add(skew) {
+                outliers.push(new.audit_log[j].clone());
+                continue;
+            }
             let kind = if own.contains(&j) {
                 Kind::OutOfOrder
             } else {

@@ -712,18 +712,7 @@ impl<'a> State<'a> {
     /// boxes are randomized, so equal bytes are one sealing), or the merge
     /// itself.
     fn origin(&self, domain: &str, secret: bool, name: &str, v: &[u8]) -> Origin {
-        let holds = |f: &ProtectedFile| {
-            f.domains
-                .get(domain)
-                .and_then(|d| {
-                    if secret {
-                        d.secrets.get(name)
-                    } else {
-                        d.owners.get(name)
-                    }
-                })
-                .is_some_and(|x| x == v)
-        };
+        let holds = |f: &ProtectedFile| entry_of(f, domain, secret, name).is_some_and(|x| x == v);
         if holds(self.base) {
             Origin::Base
         } else if holds(self.ours) {
@@ -807,18 +796,7 @@ impl<'a> State<'a> {
 
     /// Each side's version of an entry, for a conflict's markers.
     fn side_versions(&self, domain: &str, secret: bool, name: &str) -> Versions {
-        let get = |f: &ProtectedFile| {
-            f.domains
-                .get(domain)
-                .and_then(|d| {
-                    if secret {
-                        d.secrets.get(name)
-                    } else {
-                        d.owners.get(name)
-                    }
-                })
-                .cloned()
-        };
+        let get = |f: &ProtectedFile| entry_of(f, domain, secret, name).cloned();
         Versions::Sealed(get(self.ours), get(self.theirs))
     }
 
@@ -1422,6 +1400,21 @@ fn possessive(s: Side) -> &'static str {
     match s {
         Side::Ours => "our",
         Side::Theirs => "their",
+    }
+}
+
+/// A secret's (or, with `secret` false, an owner's) sealed entry in `f`.
+fn entry_of<'f>(
+    f: &'f ProtectedFile,
+    domain: &str,
+    secret: bool,
+    name: &str,
+) -> Option<&'f Vec<u8>> {
+    let d = f.domains.get(domain)?;
+    if secret {
+        d.secrets.get(name)
+    } else {
+        d.owners.get(name)
     }
 }
 

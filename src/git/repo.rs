@@ -158,11 +158,16 @@ impl Repo {
     /// `path`'s blob at a revision (`HEAD`, `MERGE_HEAD`, ...); `None` when
     /// the revision does not exist or has no such file.
     pub fn blob_at_rev(&self, rev: &str, path: &str) -> Result<Option<Vec<u8>>> {
-        let r = &self.repo;
-        let Ok(id) = r.rev_parse_single(rev) else {
-            return Ok(None);
-        };
-        let Ok(commit) = r.find_commit(id) else {
+        match self.repo.rev_parse_single(rev) {
+            Ok(id) => self.blob_in_commit(id.detach(), path),
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// `path`'s blob (at most the protected-file size limit) in a commit;
+    /// `None` without such a commit or file.
+    fn blob_in_commit(&self, id: ObjectId, path: &str) -> Result<Option<Vec<u8>>> {
+        let Ok(commit) = self.repo.find_commit(id) else {
             return Ok(None);
         };
         let tree = commit
@@ -202,22 +207,7 @@ impl Repo {
             .map_err(|e| Error::git("cannot find the merge base", e))?
             .map(|b| b.detach());
         let blob = |commit: Option<ObjectId>| -> Result<Option<Vec<u8>>> {
-            let Some(commit) = commit else {
-                return Ok(None);
-            };
-            let c = r
-                .find_commit(commit)
-                .map_err(|e| Error::git(format!("cannot read commit {commit}"), e))?;
-            let tree = c
-                .tree()
-                .map_err(|e| Error::git(format!("cannot read the tree of {commit}"), e))?;
-            let entry = tree
-                .lookup_entry_by_path(path)
-                .map_err(|e| Error::git(format!("cannot look up {path} in {commit}"), e))?;
-            entry
-                .filter(|e| e.mode().is_blob())
-                .map(|e| self.blob(e.object_id()))
-                .transpose()
+            commit.map_or(Ok(None), |c| self.blob_in_commit(c, path))
         };
         Ok(Some((blob(base)?, blob(Some(one))?, blob(Some(two))?)))
     }
