@@ -100,9 +100,11 @@ fn secrets_add_update_decrypt_formats() {
     let o = env
         .run(&["decrypt-domain", "--output-format", "env", "dev"], "")
         .ok();
+    // A value with a line break is written as dotenv readers take it (a
+    // deliberate difference: one line per variable).
     assert_eq!(
         o.stdout,
-        "k1='it'\"'\"'s'\nk2='line1\nä\n'\nk3='from stdin'\n"
+        "k1='it'\"'\"'s'\nk2=\"line1\\nä\\n\"\nk3='from stdin'\n"
     );
     let o = env
         .run(

@@ -326,16 +326,17 @@ fn a_clone_without_setup_says_so() {
     let env = repo();
     let clone = env.path().join("home/clone");
     git(&env, &["clone", "-q", ".", clone.to_str().unwrap()]);
-    for args in [
-        vec!["list-domains"],
-        vec!["check-audit-log"],
-        vec!["pre-commit"],
-    ] {
-        let o = run_in(&env, &clone, &args, "");
+    for args in [vec!["add-domain"], vec!["pre-commit"]] {
+        let o = run_in(&env, &clone, &args, "prod\n");
         assert!(
             o.stderr.contains("run `pprotect setup-git`"),
             "{args:?}: {o:#?}"
         );
+    }
+    // Where merging is irrelevant, off a terminal (CI), no hint.
+    for args in [vec!["list-domains"], vec!["check-audit-log"]] {
+        let o = run_in(&env, &clone, &args, "");
+        assert!(!o.stderr.contains("setup-git"), "{args:?}: {o:#?}");
     }
     run_in(&env, &clone, &["setup-git"], "").ok();
     let o = run_in(&env, &clone, &["list-domains"], "").ok();
