@@ -395,10 +395,7 @@ fn cli_output_matches_python() {
     let theirs = normalize_python_stderr(&run(venv.join("bin/pprotect").to_str().unwrap(), "py"));
     // A deliberate difference (README): `--output-format env` writes a
     // multi-line value dotenv-quoted on one line, never across lines.
-    let theirs = theirs.replace(
-        "k2='line1\nit'\"'\"'s\n'\n",
-        "k2=\"line1\\nit's\\n\"\n",
-    );
+    let theirs = theirs.replace("k2='line1\nit'\"'\"'s\n'\n", "k2=\"line1\\nit's\\n\"\n");
     // Sealed values are random: blank out base64 blobs before comparing.
     let b64 = regex::Regex::new(r"A[A-Za-z0-9+/]{40,}={0,2}").unwrap();
     let ours = b64.replace_all(&ours, "B64").into_owned();

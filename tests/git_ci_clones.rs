@@ -310,3 +310,64 @@ fn a_fast_clock_is_blamed_on_the_outlier_and_can_be_accepted() {
     assert_eq!(o.code, 1, "{o:#?}");
     assert!(o.stderr.contains("cannot be accepted"), "{o:#?}");
 }
+
+/// The README's CI jobs, command for command, in the clone actions/checkout
+/// makes with `fetch-depth: 0` (and GitLab with `GIT_DEPTH: 0`): a good
+/// pull request passes, one that stages a decrypted dump fails.
+#[test]
+fn the_readme_ci_jobs() {
+    let origin = origin();
+    for (branch, dump) in [("good", false), ("bad", true)] {
+        git(&origin, &["checkout", "-q", "-b", branch, "main"]);
+        origin
+            .run(&["add-secret"], &format!("dev\n{branch}\nv\n"))
+            .ok();
+        if dump {
+            origin.write(
+                "dev.json",
+                // One-line JSON, as `jq -c` writes a dump.
+                "{\"base\": \"x\", \"k0\": \"y\", \"k1\": \"z\", \"k2\": \"w\"}\n",
+            );
+        }
+        origin.commit_all(branch);
+        git(&origin, &["checkout", "-q", "main"]);
+    }
+    let env = Env::new();
+    for (branch, ok) in [("good", true), ("bad", false)] {
+        let dir = clone(&env, &origin, &format!("ci-{branch}"), &[]);
+        git_in(
+            &env,
+            &dir,
+            &["checkout", "-q", "-b", "pr", &format!("origin/{branch}")],
+        );
+        let o = run_in(&env, &dir, &["check-audit-log"]);
+        assert_eq!(o.code, 0, "{o:#?}");
+        let o = run_in(
+            &env,
+            &dir,
+            &["check-audit-log", "--range", "origin/main..HEAD"],
+        );
+        assert_eq!(o.code, 0, "{o:#?}");
+        // (The full check recorded the history as verified; checked again:)
+        let o = run_in(
+            &env,
+            &dir,
+            &[
+                "check-audit-log",
+                "--range",
+                "origin/main..HEAD",
+                "--no-cache",
+            ],
+        );
+        assert!(o.stdout.contains("0 finding(s) in 1 commit(s)"), "{o:#?}");
+        git_in(&env, &dir, &["reset", "-q", "--soft", "origin/main"]);
+        let o = run_in(&env, &dir, &["pre-commit"]);
+        assert_eq!(o.code == 0, ok, "{branch}: {o:#?}");
+        if !ok {
+            assert!(
+                o.stdout.contains("dev.json") || o.stderr.contains("dev.json"),
+                "{o:#?}"
+            );
+        }
+    }
+}

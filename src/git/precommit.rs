@@ -530,6 +530,10 @@ static KEY_LINE: LazyLock<regex::Regex> = LazyLock::new(|| {
         .expect("static regex")
 });
 
+static JSON_KEY: LazyLock<regex::Regex> = LazyLock::new(|| {
+    regex::Regex::new(r#"[{,]\s*"([A-Za-z_][-A-Za-z0-9_.]*)"\s*:"#).expect("static regex")
+});
+
 fn key_names_secret(key: &str, secret: &str, secret_upper: &str) -> bool {
     key == secret
         || key == secret_upper
@@ -544,7 +548,16 @@ fn search_dumps(protected: &[(String, ProtectedFile)], others: &[Staged], report
             .added
             .iter()
             .filter(|(_, t)| !t.contains(ALLOW_MARKER))
-            .filter_map(|(l, t)| KEY_LINE.captures(t).map(|c| (*l, c[1].to_string())))
+            .flat_map(|(l, t)| {
+                // A key at the start of the line (YAML, dotenv, pretty
+                // JSON), and every quoted key of one-line JSON (`jq -c`).
+                let first = KEY_LINE.captures(t).map(|c| (*l, c[1].to_string()));
+                let inline = JSON_KEY
+                    .captures_iter(t)
+                    .map(|c| (*l, c[1].to_string()))
+                    .collect::<Vec<_>>();
+                first.into_iter().chain(inline)
+            })
             .collect();
         if keys.is_empty() {
             continue;
