@@ -109,7 +109,7 @@ fn main() {
         let sizes: Vec<usize> = std::env::var("PPROTECT_BENCH_COMMITS")
             .ok()
             .and_then(|c| c.parse().ok())
-            .map_or_else(|| vec![1_000, 10_000], |n| vec![n]);
+            .map_or_else(|| vec![2_000, 10_000], |n| vec![n]);
         history_bench(d, &sizes);
         if std::env::var("PPROTECT_BENCH_KEEP").is_ok() {
             std::mem::forget(dir);
@@ -544,10 +544,45 @@ fn merge_time(d: &Path, base: &Path, text: &str, reps: usize) -> Option<Duration
 /// ~100 KB file (built with `git fast-import`), then `check-audit-log`
 /// against `git log -p -- protected.yaml` on it.
 /// check-audit-log against `git log -p` on histories of each size.
+/// Run `c` once: its wall time, and its peak resident memory in KiB when
+/// GNU time is installed (`/usr/bin/time -f %M`).
+fn measure(c: Command) -> (Duration, Option<u64>) {
+    let gnu_time = Path::new("/usr/bin/time");
+    let out = tempfile::NamedTempFile::new().unwrap();
+    let mut run = if gnu_time.exists() {
+        let mut r = Command::new(gnu_time);
+        r.arg("-f").arg("%M").arg("-o").arg(out.path());
+        r.arg(c.get_program()).args(c.get_args());
+        r
+    } else {
+        let mut r = Command::new(c.get_program());
+        r.args(c.get_args());
+        r
+    };
+    if let Some(d) = c.get_current_dir() {
+        run.current_dir(d);
+    }
+    for (k, v) in c.get_envs() {
+        match v {
+            Some(v) => run.env(k, v),
+            None => run.env_remove(k),
+        };
+    }
+    run.stdout(Stdio::null()).stderr(Stdio::null()).stdin(Stdio::null());
+    let t = Instant::now();
+    let status = run.status().expect("runs");
+    let e = t.elapsed();
+    assert!(status.success(), "{run:?} failed");
+    let kb = std::fs::read_to_string(out.path())
+        .ok()
+        .and_then(|s| s.trim().lines().last().and_then(|l| l.trim().parse().ok()));
+    (e, kb)
+}
+
 fn history_bench(d: &Path, sizes: &[usize]) {
     println!("\n## check-audit-log vs git log -p -- protected.yaml (whole history, --no-cache)\n");
     println!(
-        "| commits | file | check-audit-log | git log -p | ratio | after repack: check-audit-log | git log -p | ratio | re-check after one new commit |"
+        "| commits | file | check-audit-log (peak RSS) | git log -p (peak RSS) | time ratio | after repack: check-audit-log | git log -p | time ratio | re-check after one new commit |"
     );
     println!("|---|---|---|---|---|---|---|---|---|");
     for &commits in sizes {
@@ -654,28 +689,16 @@ fn history_run(d: &Path, commits: usize) {
     // the newest version whole and older ones as deltas (as `git gc` does
     // for pushed history), the other way round from fast-import's pack.
     let check = || {
-        time(
-            1,
-            || {},
-            || {
-                let mut c = Command::new(BIN);
-                c.args(["check-audit-log", "--no-cache"]).current_dir(&repo);
-                c
-            },
-        )
+        let mut c = Command::new(BIN);
+        c.args(["check-audit-log", "--no-cache"]).current_dir(&repo);
+        measure(c)
     };
     let log_p = || {
-        time(
-            1,
-            || {},
-            || {
-                let mut c = Command::new("git");
-                c.args(["log", "-p", "--", "protected.yaml"])
-                    .current_dir(&repo)
-                    .env("GIT_CONFIG_GLOBAL", "/dev/null");
-                c
-            },
-        )
+        let mut c = Command::new("git");
+        c.args(["log", "-p", "--", "protected.yaml"])
+            .current_dir(&repo)
+            .env("GIT_CONFIG_GLOBAL", "/dev/null");
+        measure(c)
     };
     let (ours, theirs) = (check(), log_p());
     git(&["repack", "-adfq"]);
@@ -708,15 +731,19 @@ fn history_run(d: &Path, commits: usize) {
             c
         },
     );
+    let with_peak = |m: &(Duration, Option<u64>)| match m.1 {
+        Some(kb) => format!("{} ({:.0} MB)", secs(m.0), kb as f64 / 1024.0),
+        None => secs(m.0),
+    };
     println!(
         "| {commits} | {:.0} KB | {} | {} | {:.2} | {} | {} | {:.2} | {} |",
         size as f64 / 1e3,
-        secs(ours),
-        secs(theirs),
-        ours.as_secs_f64() / theirs.as_secs_f64(),
-        secs(ours_gc),
-        secs(theirs_gc),
-        ours_gc.as_secs_f64() / theirs_gc.as_secs_f64(),
+        with_peak(&ours),
+        with_peak(&theirs),
+        ours.0.as_secs_f64() / theirs.0.as_secs_f64(),
+        with_peak(&ours_gc),
+        with_peak(&theirs_gc),
+        ours_gc.0.as_secs_f64() / theirs_gc.0.as_secs_f64(),
         secs(recheck)
     );
 }
