@@ -568,7 +568,9 @@ fn measure(c: Command) -> (Duration, Option<u64>) {
             None => run.env_remove(k),
         };
     }
-    run.stdout(Stdio::null()).stderr(Stdio::null()).stdin(Stdio::null());
+    run.stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .stdin(Stdio::null());
     let t = Instant::now();
     let status = run.status().expect("runs");
     let e = t.elapsed();

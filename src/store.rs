@@ -292,6 +292,27 @@ mod tests {
         assert!(read_regular_no_link(&link, 10).is_err());
     }
 
+    /// The opens that create or lock files refuse a link at the last
+    /// component outright (`O_NOFOLLOW`, `O_EXCL`): a link raced in after
+    /// the check cannot redirect them.
+    #[cfg(unix)]
+    #[test]
+    fn opens_never_follow_a_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("elsewhere");
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let mut opts = OpenOptions::new();
+        opts.create(true).truncate(false).write(true);
+        no_follow(&mut opts);
+        assert!(opts.open(&link).is_err());
+        let mut opts = OpenOptions::new();
+        opts.write(true).create_new(true);
+        no_follow(&mut opts);
+        assert!(opts.open(&link).is_err());
+        assert!(!target.exists(), "created through a link");
+    }
+
     #[test]
     fn lock_is_removed_on_release() {
         let dir = tempfile::tempdir().unwrap();

@@ -620,3 +620,79 @@ fn the_same_change_on_both_sides() {
         .ok();
     assert!(o.stdout.contains("same-value"));
 }
+
+/// The whole matrix: a rotation on main against an update, a removal or an
+/// addition on a branch, through merge, rebase, `rebase -r` and
+/// cherry-pick, without and with an owner's credentials. Where git stops
+/// (no credentials: the stale side cannot be taken), an owner's `pprotect
+/// resolve` settles it and the operation continues. Every owner then
+/// decrypts the whole domain, pocket_protector reads it, and the history
+/// checks clean.
+#[test]
+fn rotation_matrix() {
+    let changes: [(&str, &[(&str, &str)]); 3] = [
+        ("update", &[("base", "base-value"), ("db", "db-new")]),
+        ("removal", &[("base", "base-value")]),
+        (
+            "addition",
+            &[
+                ("base", "base-value"),
+                ("db", "db-value"),
+                ("new", "new-value"),
+            ],
+        ),
+    ];
+    for (change, want) in changes {
+        for op in ["merge", "rebase", "rebase-r", "cherry-pick"] {
+            for creds in [false, true] {
+                let env = repo();
+                diverge(&env, |e| match change {
+                    "update" => update(e, "db", "db-new"),
+                    "removal" => {
+                        e.run(&["rm-secret"], "dev\ndb\n").ok();
+                        e.commit_all("rm db");
+                    }
+                    _ => {
+                        e.run(&["add-secret"], "dev\nnew\nnew-value\n").ok();
+                        e.commit_all("add new");
+                    }
+                });
+                let (args, cont): (Vec<&str>, &[&str]) = match op {
+                    "merge" => (
+                        vec!["merge", "-q", "--no-edit", "work"],
+                        &["commit", "-q", "--no-edit"],
+                    ),
+                    "rebase" | "rebase-r" => {
+                        git(&env, &["checkout", "-q", "work"]);
+                        let mut a = vec!["rebase", "-q"];
+                        if op == "rebase-r" {
+                            a.push("-r");
+                        }
+                        a.push("main");
+                        (a, &["-c", "core.editor=true", "rebase", "--continue"])
+                    }
+                    _ => (
+                        vec!["cherry-pick", "main..work"],
+                        &["-c", "core.editor=true", "cherry-pick", "--continue"],
+                    ),
+                };
+                let extra: &[(&str, &str)] = if creds { &[] } else { &no_creds() };
+                let what = format!("{change} / {op} / creds {creds}");
+                let o = env.run_with("git", &args, "", extra);
+                if o.code != 0 {
+                    assert!(
+                        !creds && change != "removal",
+                        "{what}: git stopped: {o:#?}\n{}",
+                        env.read()
+                    );
+                    let r = env.run(&["resolve"], "");
+                    assert_eq!(r.code, 0, "{what}: {r:#?}");
+                    git(&env, &["add", "protected.yaml"]);
+                    let o = env.run_with("git", cont, "", &[]);
+                    assert_eq!(o.code, 0, "{what}: {o:#?}");
+                }
+                assert_domain_good(&env, want);
+            }
+        }
+    }
+}
