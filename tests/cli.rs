@@ -455,7 +455,7 @@ fn raw_custodian_framed_key() {
             &["add-key-custodian", "--key-type", "raw"],
             "r@example.com\nno\n",
         )
-        .ok();
+        .code(1);
     assert!(o.stdout.ends_with(
         "Have you saved the key? Type YES to confirm: Aborting. Key was not confirmed.\n"
     ));
@@ -708,6 +708,58 @@ fn version_help_completions() {
     );
     let o = env.run(&["completions", "bash"], "").ok();
     assert!(o.stdout.contains("decrypt-domain"));
+}
+
+/// Mistakes get suggestions, every command is listed in its own spelling,
+/// `--version`/`-V` work, and a prompt whose input is closed says what it
+/// asked.
+#[test]
+fn mistakes_get_help() {
+    let env = setup();
+    let o = env.run(&["add-secert"], "").code(1);
+    assert!(
+        o.stderr.contains("\n  tip: did you mean 'add-secret'?\n"),
+        "{o:#?}"
+    );
+    for name in [
+        "edit",
+        "import",
+        "access",
+        "setup-git",
+        "resolve",
+        "check-audit-log",
+        "man",
+    ] {
+        assert!(
+            o.stderr.contains(&format!(" {name},")) || o.stderr.contains(&format!(" {name}\n")),
+            "{name}: {o:#?}"
+        );
+    }
+    assert!(!o.stderr.contains("list_domains"), "{o:#?}");
+    let o = env.run(&["list_domain"], "").code(1);
+    assert!(o.stderr.contains("did you mean 'list-domains'?"), "{o:#?}");
+    let o = env
+        .run(&["decrypt-domain", "dev", "--ouput-format", "env"], "")
+        .code(1);
+    assert!(
+        o.stderr
+            .contains("tip: a similar argument exists: '--output-format'"),
+        "{o:#?}"
+    );
+    for flag in ["--version", "-V"] {
+        let o = env.run(&[flag], "").ok();
+        assert!(
+            o.stdout
+                .starts_with("pocket_protector version 26.4.3 (pprotect "),
+            "{o:#?}"
+        );
+    }
+    let o = env.run(&["add-domain"], "").code(1);
+    assert!(
+        o.stderr
+            .contains("error: no answer to \"Domain name\": standard input is closed"),
+        "{o:#?}"
+    );
 }
 
 #[test]

@@ -230,6 +230,12 @@ pub fn run(cli: Cli) -> Result<(), Fail> {
     if cli.help {
         return out(super::HELP);
     }
+    if cli.version {
+        return outln(&format!(
+            "pocket_protector version {COMPAT_VERSION} (pprotect {})",
+            env!("CARGO_PKG_VERSION")
+        ));
+    }
     let Some(command) = &cli.command else {
         out(super::HELP)?;
         return Err(Fail::msg(1, "pprotect: expected a subcommand"));
@@ -585,7 +591,9 @@ fn add_key_custodian(cli: &Cli, t: &Target, init: bool) -> Result<(), Fail> {
         let name = prompt("User email: ")?;
         let pass = crypto::generate_raw_passphrase();
         if !show_raw_key_and_confirm(&pass)? {
-            return outln("Aborting. Key was not confirmed.");
+            // pocket_protector exits 0 here; an abort is a failure.
+            outln("Aborting. Key was not confirmed.")?;
+            return Err(Fail::Quiet(1));
         }
         (name, SecretString::from(pass.to_string()), KeyType::Raw)
     } else {
@@ -626,7 +634,9 @@ fn change_custodian(cli: &Cli, t: &Target, rekey: bool) -> Result<(), Fail> {
     let (new_pass, key_type) = if rekey && kt == Some("raw") {
         let p = crypto::generate_raw_passphrase();
         if !show_raw_key_and_confirm(&p)? {
-            return outln("Aborting. Key was not confirmed.");
+            // pocket_protector exits 0 here; an abort is a failure.
+            outln("Aborting. Key was not confirmed.")?;
+            return Err(Fail::Quiet(1));
         }
         (SecretString::from(p.to_string()), KeyType::Raw)
     } else {

@@ -144,34 +144,6 @@ Flags:
   -h, --help            show this help message and exit
 ";
 
-/// Subcommand names, for the unknown-subcommand message.
-pub const SUBCOMMANDS: &[&str] = &[
-    "init",
-    "version",
-    "list_audit_log",
-    "truncate_audit_log",
-    "add_key_custodian",
-    "list_user_secrets",
-    "set_key_custodian_passphrase",
-    "rekey_custodian",
-    "rm_key_custodian",
-    "add_domain",
-    "add_owner",
-    "list_domains",
-    "rotate_domain_keys",
-    "migrate_owner",
-    "rm_owner",
-    "rm_domain",
-    "add_secret",
-    "list_domain_secrets",
-    "list_all_secrets",
-    "update_secret",
-    "rm_secret",
-    "decrypt_domain",
-    "exec",
-    "completions",
-];
-
 /// Command line, compatible with pocket_protector's: every flag is
 /// accepted before or after the subcommand.
 #[derive(Debug, Parser)]
@@ -186,6 +158,9 @@ pub struct Cli {
     /// Show help.
     #[arg(short = 'h', long, global = true)]
     pub help: bool,
+    /// Print the version (as the `version` subcommand does).
+    #[arg(short = 'V', long, global = true)]
+    pub version: bool,
     /// The protected file, relative to the current directory. Default:
     /// `protected.yaml` in the current directory, else the nearest one
     /// above it inside the git work tree.
@@ -481,11 +456,19 @@ pub fn main() -> i32 {
                         .get(clap::error::ContextKind::InvalidSubcommand)
                         .map(|v| v.to_string())
                         .unwrap_or_default();
+                    let names: Vec<String> = <Cli as clap::CommandFactory>::command()
+                        .get_subcommands()
+                        .filter(|s| !s.is_hide_set())
+                        .map(|s| s.get_name().to_string())
+                        .collect();
                     term::errln(&format!(
                         "error: pprotect: unknown subcommand \"{}\", choose from: {}",
                         term::sanitize(&bad),
-                        SUBCOMMANDS.join(", ")
+                        names.join(", ")
                     ));
+                    if let Some(best) = closest(&bad.replace('_', "-"), &names) {
+                        term::errln(&format!("  tip: did you mean '{best}'?"));
+                    }
                     1
                 }
                 _ => {
@@ -495,6 +478,13 @@ pub fn main() -> i32 {
                         .next()
                         .unwrap_or("error: invalid arguments");
                     term::errln(first);
+                    // clap's suggestions for a misspelt flag or value.
+                    for tip in rendered
+                        .lines()
+                        .filter(|l| l.trim_start().starts_with("tip:"))
+                    {
+                        term::errln(&term::sanitize(tip));
+                    }
                     term::errln("Run 'pprotect --help' for the list of subcommands and flags.");
                     1
                 }
@@ -510,6 +500,31 @@ pub fn main() -> i32 {
             code
         }
     }
+}
+
+/// The subcommand nearest to a mistyped one (edit distance at most 3,
+/// and less than half its length), for a "did you mean".
+fn closest<'a>(typed: &str, names: &'a [String]) -> Option<&'a str> {
+    fn distance(a: &str, b: &str) -> usize {
+        let b: Vec<char> = b.chars().collect();
+        let mut row: Vec<usize> = (0..=b.len()).collect();
+        for (i, ca) in a.chars().enumerate() {
+            let mut prev = row[0];
+            row[0] = i + 1;
+            for (j, cb) in b.iter().enumerate() {
+                let cur = row[j + 1];
+                row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+                prev = cur;
+            }
+        }
+        row[b.len()]
+    }
+    names
+        .iter()
+        .map(|n| (distance(typed, n), n.as_str()))
+        .filter(|(d, _)| *d <= 3 && *d * 2 < typed.chars().count().max(1))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, n)| n)
 }
 
 fn init_tracing(verbose: bool) {

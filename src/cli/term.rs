@@ -82,7 +82,22 @@ fn eof() -> Fail {
 /// Ask on stdout, read a line.
 pub fn prompt(label: &str) -> Result<String, Fail> {
     out(label)?;
-    Ok(read_line(false)?.to_string())
+    Ok(read_line(false).map_err(|e| closed(e, label))?.to_string())
+}
+
+/// End of input at a prompt: say what was being asked (pocket_protector
+/// exits 1 silently).
+fn closed(e: Fail, label: &str) -> Fail {
+    match e {
+        Fail::Quiet(1) => Fail::msg(
+            1,
+            format!(
+                "no answer to \"{}\": standard input is closed",
+                label.trim_end().trim_end_matches(':')
+            ),
+        ),
+        other => other,
+    }
 }
 
 /// Ask on stderr, read a line without echo (from the terminal when stdin
@@ -96,9 +111,10 @@ pub fn prompt_secret(label: &str, confirm: bool) -> Result<SecretString, Fail> {
         drop(e);
         read_line(tty)
     };
-    let first = ask(label)?;
+    let first = ask(label).map_err(|e| closed(e, label))?;
     if confirm {
-        let again = ask(&format!("Retype {}", label.to_lowercase()))?;
+        let again_label = format!("Retype {}", label.to_lowercase());
+        let again = ask(&again_label).map_err(|e| closed(e, &again_label))?;
         if *first != *again {
             return Err(Fail::msg(1, "Sorry, inputs did not match."));
         }
