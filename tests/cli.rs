@@ -760,6 +760,47 @@ fn mistakes_get_help() {
             .contains("error: no answer to \"Domain name\": standard input is closed"),
         "{o:#?}"
     );
+    // `SUBCOMMAND -h` is that subcommand's help, even with its required
+    // arguments missing; `-h` after `--` belongs to exec's command.
+    for (sub, example) in [
+        (
+            "decrypt-domain",
+            "pprotect decrypt-domain dev --output-format env",
+        ),
+        ("edit", "pprotect edit dev"),
+        ("import", "pprotect import dev .env"),
+        ("completions", "pprotect completions bash"),
+        ("exec", "pprotect exec --domain dev"),
+    ] {
+        let o = env.run(&[sub, "-h"], "").ok();
+        assert!(
+            o.stdout.contains(&format!("Usage: pprotect {sub} ")),
+            "{sub}: {o:#?}"
+        );
+        assert!(o.stdout.contains(example), "{sub}: {o:#?}");
+        assert!(o.stderr.is_empty(), "{sub}: {o:#?}");
+    }
+    let o = env.run(&["-h", "decrypt_domain"], "").ok();
+    assert!(
+        o.stdout.contains("Usage: pprotect decrypt-domain "),
+        "{o:#?}"
+    );
+    let o = env
+        .run(
+            &[
+                "exec",
+                "--domain",
+                "dev",
+                "--",
+                "sh",
+                "-c",
+                "echo \"$0\"",
+                "-h",
+            ],
+            "",
+        )
+        .ok();
+    assert_eq!(o.stdout, "-h\n");
 }
 
 #[test]

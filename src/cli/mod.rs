@@ -304,13 +304,20 @@ pub enum Command {
     /// Remove a secret.
     #[command(alias = "rm_secret")]
     RmSecret,
-    /// Decrypt a domain.
-    #[command(alias = "decrypt_domain")]
+    /// Decrypt a domain: JSON, or `--output-format env|shell`, or one
+    /// `--secret NAME`.
+    #[command(
+        alias = "decrypt_domain",
+        after_help = "Examples:\n  pprotect decrypt-domain dev\n  pprotect decrypt-domain dev --output-format env > .env\n  pprotect decrypt-domain dev --secret db-password"
+    )]
     DecryptDomain {
         /// The domain.
         domain_name: String,
     },
     /// Run a command with a domain's secrets in its environment.
+    #[command(
+        after_help = "Example:\n  pprotect exec --domain dev --uppercase -- ./server --port 8080"
+    )]
     Exec {
         /// The command and its arguments, after `--`.
         #[arg(last = true)]
@@ -349,6 +356,7 @@ pub enum Command {
     /// Print the man page (roff), generated from these definitions.
     Man,
     /// Edit a domain's secrets in $VISUAL / $EDITOR / vi.
+    #[command(after_help = "Example:\n  pprotect edit dev")]
     Edit {
         /// The domain.
         domain: String,
@@ -357,6 +365,9 @@ pub enum Command {
         yes: bool,
     },
     /// Add or update many secrets from a dotenv or JSON file (`-`: stdin).
+    #[command(
+        after_help = "Examples:\n  pprotect import dev .env\n  pprotect import dev secrets.json --update --dry-run"
+    )]
     Import {
         /// The domain.
         domain: String,
@@ -434,14 +445,46 @@ pub enum Command {
     #[command(alias = "pre_commit")]
     PreCommit,
     /// Print a shell completion script.
+    #[command(
+        after_help = "Example:\n  pprotect completions bash > ~/.local/share/bash-completion/completions/pprotect"
+    )]
     Completions {
         /// bash, zsh, fish, elvish or powershell.
         shell: clap_complete::Shell,
     },
 }
 
+/// `-h`/`--help` anywhere before `--` wins over everything else: with a
+/// subcommand, that subcommand's help (usage, arguments, an example),
+/// else the global help. Returns whether help was printed.
+fn help_requested() -> bool {
+    let args: Vec<String> = std::env::args_os()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .take_while(|a| a != "--")
+        .collect();
+    if !args.iter().any(|a| a == "-h" || a == "--help") {
+        return false;
+    }
+    let mut cmd = <Cli as clap::CommandFactory>::command();
+    cmd.build();
+    let name = args
+        .iter()
+        .filter(|a| !a.starts_with('-'))
+        .find(|a| cmd.find_subcommand(a.as_str()).is_some());
+    let text = match name.and_then(|n| cmd.find_subcommand_mut(n.as_str())) {
+        Some(sub) => sub.render_help().to_string(),
+        None => HELP.to_string(),
+    };
+    let _ = term::out(&text);
+    true
+}
+
 /// Parse argv, run, and return the process exit code.
 pub fn main() -> i32 {
+    if help_requested() {
+        return 0;
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
