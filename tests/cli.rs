@@ -780,6 +780,19 @@ fn mistakes_get_help() {
         assert!(o.stdout.contains(example), "{sub}: {o:#?}");
         assert!(o.stderr.is_empty(), "{sub}: {o:#?}");
     }
+    // pprotect's own flags are refused where they mean nothing.
+    let o = env.run(&["add-domain", "--json"], "prod\n").code(1);
+    assert!(
+        o.stderr.contains("--json does nothing for add-domain"),
+        "{o:#?}"
+    );
+    let o = env.run(&["list-domains", "--allow-env", "X"], "").code(1);
+    assert!(
+        o.stderr
+            .contains("--allow-env does nothing for list-domains"),
+        "{o:#?}"
+    );
+    env.run(&["list-domains", "--json"], "").ok();
     let o = env.run(&["-h", "decrypt_domain"], "").ok();
     assert!(
         o.stdout.contains("Usage: pprotect decrypt-domain "),

@@ -225,6 +225,57 @@ fn show_raw_key_and_confirm(pass: &str) -> Result<bool, Fail> {
     Ok(prompt("Have you saved the key? Type YES to confirm: ")?.trim() == "YES")
 }
 
+/// pprotect's own flags are refused where they mean nothing (every flag
+/// pocket_protector has stays accepted everywhere, as it is there): a
+/// silently ignored `--json` or `--allow-env` hides a mistake.
+fn refuse_unused_flags(cli: &Cli, command: &Command) -> Result<(), Fail> {
+    let json_ok = matches!(
+        command,
+        Command::ListAuditLog
+            | Command::ListDomains
+            | Command::ListDomainSecrets { .. }
+            | Command::ListAllSecrets
+            | Command::ListUserSecrets
+            | Command::Access
+            | Command::CheckAuditLog { .. }
+            | Command::Resolve { .. }
+    );
+    let allow_env_ok = matches!(
+        command,
+        Command::Exec { .. } | Command::DecryptDomain { .. }
+    );
+    let name = <Cli as clap::CommandFactory>::command()
+        .get_subcommands()
+        .map(|s| s.get_name().to_string())
+        .find(|n| {
+            let variant = format!("{command:?}");
+            let camel: String = n
+                .split('-')
+                .map(|w| {
+                    let mut c = w.chars();
+                    c.next()
+                        .map(|f| f.to_uppercase().chain(c).collect::<String>())
+                        .unwrap_or_default()
+                })
+                .collect();
+            variant == camel || variant.starts_with(&format!("{camel} "))
+        })
+        .unwrap_or_else(|| "this subcommand".to_string());
+    let refuse = |flag: &str| {
+        Err(Fail::msg(
+            1,
+            format!("{flag} does nothing for {name}; run `pprotect {name} -h` for its flags"),
+        ))
+    };
+    if cli.json && !json_ok {
+        return refuse("--json");
+    }
+    if !cli.allow_env.is_empty() && !allow_env_ok {
+        return refuse("--allow-env");
+    }
+    Ok(())
+}
+
 /// Dispatch a parsed command line.
 pub fn run(cli: Cli) -> Result<(), Fail> {
     if cli.help {
@@ -240,6 +291,7 @@ pub fn run(cli: Cli) -> Result<(), Fail> {
         out(super::HELP)?;
         return Err(Fail::msg(1, "pprotect: expected a subcommand"));
     };
+    refuse_unused_flags(&cli, command)?;
     // Where merging is irrelevant, the hint is noise off a terminal (CI):
     // it is only for people who will merge in this clone.
     let reads_only = matches!(
