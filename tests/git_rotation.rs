@@ -696,3 +696,54 @@ fn rotation_matrix() {
         }
     }
 }
+
+/// A rotation on one side, the owner's passphrase change on the other:
+/// neither side's owner entry is sealed to both merged keys. Taking a side
+/// leaves that owner out (the domain keeps its other owners) instead of a
+/// dead end, and says to grant it again.
+#[test]
+fn rotation_against_a_passphrase_change_leaves_the_owner_out() {
+    let env = repo();
+    git(&env, &["checkout", "-q", "-b", "work"]);
+    env.run(
+        &["set-key-custodian-passphrase"],
+        &format!("{B}\npw-b\npw-b2\npw-b2\n"),
+    )
+    .ok();
+    env.commit_all("B's new passphrase");
+    git(&env, &["checkout", "-q", "main"]);
+    rotate(&env);
+    let o = env.git(&["merge", "-q", "--no-edit", "work"]);
+    assert_ne!(o.code, 0, "{o:#?}");
+    assert!(
+        o.stderr.contains(&format!("owner {B} of domain dev")),
+        "{}",
+        o.stderr
+    );
+    for side in ["--ours", "--theirs"] {
+        let o = env.run(&["resolve", side], "");
+        assert_eq!(o.code, 0, "{side}: {o:#?}");
+        assert!(
+            o.stderr
+                .contains(&format!("left out owner {B} of domain dev")),
+            "{side}: {o:#?}"
+        );
+    }
+    git(&env, &["add", "protected.yaml"]);
+    git(&env, &["commit", "-q", "--no-edit"]);
+    // A still reads everything; B is granted again and reads it too.
+    assert_eq!(decrypt_as(&env, A).len(), 2);
+    env.run(&["add-owner"], &format!("dev\n{B}\n")).ok();
+    env.commit_all("grant B again");
+    let o = env
+        .run_with(
+            bin(),
+            &["decrypt-domain", "dev"],
+            "",
+            &[("PPROTECT_USER", B), ("PPROTECT_PASSPHRASE", "pw-b2")],
+        )
+        .ok();
+    assert!(o.stdout.contains("db-value"), "{o:#?}");
+    let o = env.run(&["check-audit-log", "--no-cache"], "");
+    assert_eq!(o.code, 0, "{o:#?}");
+}

@@ -1096,6 +1096,23 @@ impl<'a> State<'a> {
             let side = choice.side;
             let resealed = match self.refusal(&place, &self.conflicts[i].1.clone(), side) {
                 Ok(v) => v,
+                Err(why) if self.can_drop_owner(&place) => {
+                    // An owner entry neither side can give sealed to the
+                    // merged keys (a rotation on one side, the custodian's
+                    // new key on the other): the owner is left out, to be
+                    // granted again; the domain keeps its other owners.
+                    let (conflict, _) = self.conflicts.remove(i);
+                    if let Place::Owner(d, o) = &conflict.place {
+                        if let Some(dom) = self.merged.domains.get_mut(d) {
+                            dom.owners.remove(o);
+                        }
+                        self.notes.push(format!(
+                            "left out owner {o} of domain {d}: {} side's entry is sealed to a key that is no longer the domain's or the custodian's ({why}); grant it again with `pprotect add-owner` after the merge",
+                            possessive(side)
+                        ));
+                    }
+                    continue;
+                }
                 Err(why) => {
                     let c = &mut self.conflicts[i].0;
                     if !c.reason.starts_with("cannot take ") {
@@ -1136,6 +1153,21 @@ impl<'a> State<'a> {
                 }
             }
         }
+    }
+
+    /// Whether an owner conflict may be settled by leaving the owner out:
+    /// the domain keeps at least one other owner that no conflict touches.
+    fn can_drop_owner(&self, place: &Place) -> bool {
+        let Place::Owner(d, o) = place else {
+            return false;
+        };
+        self.merged.domains.get(d).is_some_and(|dom| {
+            dom.owners.keys().any(|other| {
+                other != o
+                    && !self.has_conflict(&Place::Owner(d.clone(), other.clone()))
+                    && self.merged.custodians.contains_key(other)
+            })
+        })
     }
 
     /// Whether `side`'s version of a conflicting entry may be taken: an
