@@ -19,8 +19,10 @@ fn init_prompts_and_writes_two_entries() {
     let o = env
         .run(&["init", "--key-type", "fast"], "a@example.com\npw\npw\n")
         .ok();
-    assert_eq!(o.stdout, "Adding new key custodian.\nUser email: ");
-    assert_eq!(o.stderr, "Passphrase: Retype passphrase: ");
+    // Prompts go to stderr (a deliberate difference): stdout carries only
+    // what the command says.
+    assert_eq!(o.stdout, "Adding new key custodian.\n");
+    assert_eq!(o.stderr, "User email: Passphrase: Retype passphrase: ");
     let log = env.run(&["list-audit-log"], "").ok();
     assert_eq!(
         redact_ts(&log.stdout),
@@ -60,10 +62,8 @@ fn missing_file_is_exit_2() {
 fn secrets_add_update_decrypt_formats() {
     let env = setup();
     let o = env.run(&["add-secret"], "dev\nk1\nval1\n").ok();
-    assert_eq!(
-        o.stdout,
-        "Adding secret value.\nDomain name: Secret name: Secret value: "
-    );
+    assert_eq!(o.stdout, "Adding secret value.\n");
+    assert_eq!(o.stderr, "Domain name: Secret name: Secret value: ");
     env.run(&["update-secret"], "dev\nk1\nit's\n").ok();
     std::fs::write(env.path().join("v.txt"), "line1\nä\n").unwrap();
     env.run(
@@ -228,7 +228,8 @@ fn credentials_sources_and_messages() {
         )
         .ok();
     assert!(o.stderr.starts_with("Verify credentials for "));
-    assert!(o.stdout.starts_with("User email: {"));
+    assert!(o.stderr.contains("\nUser email: Passphrase: "), "{o:#?}");
+    assert!(o.stdout.starts_with("{"));
     let o = env
         .run(
             &["decrypt-domain", "--ignore-env", "--non-interactive", "dev"],
@@ -296,7 +297,7 @@ fn owners_custodians_rotation() {
             &format!("{B}\npw-b\npw-b\n"),
         )
         .ok();
-    assert_eq!(o.stdout, "Adding new key custodian.\nUser email: ");
+    assert_eq!(o.stdout, "Adding new key custodian.\n");
     let o = env
         .run(
             &["add-key-custodian", "--key-type", "fast"],
@@ -314,10 +315,8 @@ fn owners_custodians_rotation() {
         "error: --key-type must be one of: hard, fast, raw\n"
     );
     let o = env.run(&["add-owner"], &format!("dev\n{B}\n")).ok();
-    assert_eq!(
-        o.stdout,
-        "Adding domain owner.\nDomain name: New owner email: "
-    );
+    assert_eq!(o.stdout, "Adding domain owner.\n");
+    assert_eq!(o.stderr, "Domain name: New owner email: ");
     let o = env.run(&["add-owner"], "dev\nzz\n").code(1);
     assert!(o.stderr.ends_with(&format!(
         "error: no key custodian of name zz (known key custodians are {A}, {B})\n"
@@ -334,7 +333,8 @@ fn owners_custodians_rotation() {
     assert!(o.stdout.contains("\"k\": \"v\""));
     // Rotation keeps everyone reading.
     let o = env.run(&["rotate-domain-keys"], "dev\n").ok();
-    assert_eq!(o.stdout, "Domain name: ");
+    assert_eq!(o.stdout, "");
+    assert!(o.stderr.starts_with("Domain name: "));
     env.run_with(
         crate::harness::bin(),
         &["decrypt-domain", "dev"],
@@ -345,8 +345,10 @@ fn owners_custodians_rotation() {
     // Removing owners.
     let o = env.run(&["rm-owner"], &format!("dev\n{B}\n")).ok();
     assert!(
-        o.stderr
-            .starts_with("Note: the removed owner can still decrypt this domain")
+        o.stderr.starts_with(
+            "Domain name: Owner email: Note: the removed owner can still decrypt this domain"
+        ),
+        "{o:#?}"
     );
     let o = env.run(&["rm-owner"], &format!("dev\n{B}\n")).code(1);
     assert!(o.stderr.ends_with(&format!(
@@ -360,12 +362,15 @@ fn owners_custodians_rotation() {
     let o = env.run(&["migrate-owner"], &format!("{B}\nn\n")).ok();
     assert_eq!(
         o.stdout,
-        format!("New owner email: Will add {B} as owner to: dev\nProceed? [y/N] Aborting.\n")
+        format!("Will add {B} as owner to: dev\nAborting.\n")
     );
+    assert!(o.stderr.starts_with("New owner email: "), "{o:#?}");
+    assert!(o.stderr.contains("Proceed? [y/N] "), "{o:#?}");
     env.run(&["migrate-owner"], &format!("{B}\ny\n")).ok();
     // rm-key-custodian: B owns dev with A; removing B works, removing A then is refused.
     let o = env.run(&["rm-key-custodian"], &format!("{B}\n")).ok();
-    assert_eq!(o.stdout, "Removing key custodian.\nUser email: ");
+    assert_eq!(o.stdout, "Removing key custodian.\n");
+    assert_eq!(o.stderr, "User email: ");
     let o = env.run(&["rm-key-custodian"], &format!("{A}\n")).code(1);
     assert!(o.stderr.contains("cannot delete last owner"));
     let log = redact_ts(&env.run(&["list-audit-log"], "").ok().stdout);
@@ -392,7 +397,7 @@ fn passphrase_change_and_rekey() {
         .code(1);
     assert_eq!(
         o.stderr,
-        "Current passphrase: error: Invalid user email or passphrase. Check credentials and try again.\n"
+        "User email: Current passphrase: error: Invalid user email or passphrase. Check credentials and try again.\n"
     );
     let o = env
         .run(
@@ -402,7 +407,7 @@ fn passphrase_change_and_rekey() {
         .ok();
     assert_eq!(
         o.stderr,
-        "Current passphrase: New passphrase: Retype new passphrase: "
+        "User email: Current passphrase: New passphrase: Retype new passphrase: "
     );
     env.run(&["decrypt-domain", "dev"], "").code(1);
     fn with(p: &str) -> [(&str, &str); 2] {
@@ -456,9 +461,11 @@ fn raw_custodian_framed_key() {
             "r@example.com\nno\n",
         )
         .code(1);
-    assert!(o.stdout.ends_with(
-        "Have you saved the key? Type YES to confirm: Aborting. Key was not confirmed.\n"
-    ));
+    assert!(o.stdout.ends_with("Aborting. Key was not confirmed.\n"));
+    assert!(
+        o.stderr
+            .ends_with("Have you saved the key? Type YES to confirm: ")
+    );
     let o = env
         .run(
             &["add-key-custodian", "--key-type", "raw"],
@@ -467,7 +474,7 @@ fn raw_custodian_framed_key() {
         .ok();
     let lines: Vec<&str> = o.stdout.lines().collect();
     assert_eq!(lines[0], "Adding new key custodian.");
-    assert_eq!(lines[1], "User email: ");
+    assert_eq!(lines[1], "");
     assert_eq!(lines[2], "=".repeat(72));
     assert_eq!(
         lines[3],
@@ -491,7 +498,8 @@ fn domains_add_list_remove() {
     env.run(&["add-domain"], "prod\n").ok();
     assert_eq!(env.run(&["list_domains"], "").ok().stdout, "dev\nprod\n");
     let o = env.run(&["rm-domain"], "prod\n").ok();
-    assert_eq!(o.stdout, "Removing domain.\nDomain name: ");
+    assert_eq!(o.stdout, "Removing domain.\n");
+    assert_eq!(o.stderr, "Domain name: ");
     let o = env.run(&["rm-domain"], "prod\n").code(1);
     assert!(
         o.stderr
@@ -628,7 +636,8 @@ fn confirm_shows_diff_and_declining_changes_nothing() {
         o.stdout
     );
     assert!(o.stdout.contains("\n+  secret-k: "));
-    assert!(o.stdout.ends_with("Write changes? [y/N] Aborting...\n"));
+    assert!(o.stdout.ends_with("Aborting...\n"));
+    assert!(o.stderr.ends_with("Write changes? [y/N] "));
     assert!(!o.stdout.contains('\x1b'), "no color when not a terminal");
     assert_eq!(env.read(), before);
     env.run(&["add-secret", "--confirm"], "dev\nk\nv\ny\n").ok();

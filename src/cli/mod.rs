@@ -580,8 +580,11 @@ fn init_tracing(verbose: bool) {
             _ => return,
         }
     };
+    // Colours only on a terminal, and never with NO_COLOR set.
+    let ansi = term::stderr_is_tty() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr)
         .with_target(false)
         .without_time()

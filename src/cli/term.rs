@@ -73,15 +73,23 @@ fn read_line(secret_tty: bool) -> Result<Zeroizing<String>, Fail> {
     }
 }
 
-/// End of input at a prompt: pocket_protector prints a newline and exits 1.
+/// End of input at a prompt: end the prompt's line, exit 1.
 fn eof() -> Fail {
-    let _ = out("\n");
+    let mut e = io::stderr().lock();
+    let _ = e.write_all(b"\n");
     Fail::Quiet(1)
 }
 
-/// Ask on stdout, read a line.
+/// Ask on stderr, read a line. Prompts never go to stdout, which carries
+/// only results (`pprotect decrypt-domain dev > out.json`, `eval
+/// "$(pprotect decrypt-domain dev --output-format shell)"`), as git, ssh
+/// and sops do; pocket_protector prompts on stdout.
 pub fn prompt(label: &str) -> Result<String, Fail> {
-    out(label)?;
+    {
+        let mut e = io::stderr().lock();
+        let _ = e.write_all(label.as_bytes());
+        let _ = e.flush();
+    }
     Ok(read_line(false).map_err(|e| closed(e, label))?.to_string())
 }
 
@@ -122,7 +130,7 @@ pub fn prompt_secret(label: &str, confirm: bool) -> Result<SecretString, Fail> {
     Ok(SecretString::from(first.to_string()))
 }
 
-/// Ask a yes/no question on stdout; anything starting with `y` is yes.
+/// Ask a yes/no question on stderr; anything starting with `y` is yes.
 pub fn confirm(label: &str) -> Result<bool, Fail> {
     Ok(prompt(label)?.to_lowercase().starts_with('y'))
 }
