@@ -1002,3 +1002,35 @@ fn progress_only_on_a_terminal() {
         .ok();
     assert_eq!(o.stderr, "");
 }
+
+/// On a terminal (a pty, through `script`), the prompts reach the terminal
+/// and stdout redirected to a file holds only the result.
+#[test]
+fn prompts_on_a_terminal_never_reach_redirected_stdout() {
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("notice: no `script` (util-linux) here: pty test not run");
+        return;
+    }
+    let env = setup();
+    let cmd = format!(
+        "{} decrypt-domain --ignore-env dev > out.json",
+        crate::harness::bin()
+    );
+    let o = env.run_with(
+        "script",
+        &["-qec", &cmd, "/dev/null"],
+        &format!("{A}\npw-a\n"),
+        &[],
+    );
+    assert_eq!(o.code, 0, "{o:#?}");
+    // What the terminal showed: the prompts.
+    assert!(o.stdout.contains("User email: "), "{o:#?}");
+    let json = std::fs::read_to_string(env.path().join("out.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert!(v.is_object(), "{json}");
+    assert!(!json.contains("User email"), "{json}");
+}
