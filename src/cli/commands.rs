@@ -244,23 +244,7 @@ fn refuse_unused_flags(cli: &Cli, command: &Command) -> Result<(), Fail> {
         command,
         Command::Exec { .. } | Command::DecryptDomain { .. }
     );
-    let name = <Cli as clap::CommandFactory>::command()
-        .get_subcommands()
-        .map(|s| s.get_name().to_string())
-        .find(|n| {
-            let variant = format!("{command:?}");
-            let camel: String = n
-                .split('-')
-                .map(|w| {
-                    let mut c = w.chars();
-                    c.next()
-                        .map(|f| f.to_uppercase().chain(c).collect::<String>())
-                        .unwrap_or_default()
-                })
-                .collect();
-            variant == camel || variant.starts_with(&format!("{camel} "))
-        })
-        .unwrap_or_else(|| "this subcommand".to_string());
+    let name = super::subcommand_in_args().unwrap_or_else(|| "this subcommand".to_string());
     let refuse = |flag: &str| {
         Err(Fail::msg(
             1,

@@ -454,25 +454,41 @@ pub enum Command {
     },
 }
 
+/// The arguments before `--` (after it they belong to exec's command).
+fn args_before_dashes() -> Vec<String> {
+    std::env::args_os()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .take_while(|a| a != "--")
+        .collect()
+}
+
+/// The subcommand named on the command line, in its canonical spelling
+/// (an alias such as `decrypt_domain` gives `decrypt-domain`).
+pub fn subcommand_in_args() -> Option<String> {
+    let cmd = <Cli as clap::CommandFactory>::command();
+    args_before_dashes()
+        .iter()
+        .filter(|a| !a.starts_with('-'))
+        .find_map(|a| {
+            cmd.find_subcommand(a.as_str())
+                .map(|s| s.get_name().to_string())
+        })
+}
+
 /// `-h`/`--help` anywhere before `--` wins over everything else: with a
 /// subcommand, that subcommand's help (usage, arguments, an example),
 /// else the global help. Returns whether help was printed.
 fn help_requested() -> bool {
-    let args: Vec<String> = std::env::args_os()
-        .skip(1)
-        .map(|a| a.to_string_lossy().into_owned())
-        .take_while(|a| a != "--")
-        .collect();
-    if !args.iter().any(|a| a == "-h" || a == "--help") {
+    if !args_before_dashes()
+        .iter()
+        .any(|a| a == "-h" || a == "--help")
+    {
         return false;
     }
     let mut cmd = <Cli as clap::CommandFactory>::command();
     cmd.build();
-    let name = args
-        .iter()
-        .filter(|a| !a.starts_with('-'))
-        .find(|a| cmd.find_subcommand(a.as_str()).is_some());
-    let text = match name.and_then(|n| cmd.find_subcommand_mut(n.as_str())) {
+    let text = match subcommand_in_args().and_then(|n| cmd.find_subcommand_mut(&n)) {
         Some(sub) => sub.render_help().to_string(),
         None => HELP.to_string(),
     };

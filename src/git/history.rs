@@ -1146,24 +1146,16 @@ fn check_stamps(
 ) {
     // The same text twice is no finding: the same change made twice in
     // one second (a script, a squash of such commits) writes it twice.
-    // The nearest stamped entry before each own entry, in one pass.
-    let mut prev_stamp: HashMap<usize, (usize, i64)> = HashMap::new();
-    let mut last: Option<(usize, i64)> = None;
+    // One pass over the log, keeping the nearest stamped entry before.
+    let mut prev: Option<(usize, i64)> = None;
     for (i, e) in new.audit_log.iter().enumerate() {
-        if own.contains(&i)
-            && let Some(p) = last
-        {
-            prev_stamp.insert(i, p);
-        }
-        if let Some(t) = audit::stamp(e) {
-            last = Some((i, t));
-        }
-    }
-    for &i in own {
-        let e = new.audit_log[i].as_str();
         let Some(ts) = audit::stamp(e) else {
             continue;
         };
+        let before = prev.replace((i, ts));
+        if !own.contains(&i) {
+            continue;
+        }
         if ts > commit_time.saturating_add(skew) {
             out.push(finding(
                 Kind::FutureDated,
@@ -1172,8 +1164,7 @@ fn check_stamps(
                 format!("audit entry stamped after its commit: {e}"),
             ));
         }
-        let prev = prev_stamp.get(&i).copied();
-        if let Some((j, pts)) = prev
+        if let Some((j, pts)) = before
             && ts < pts - skew
         {
             // The entry before is stamped after this very commit, which

@@ -76,12 +76,7 @@ pub fn key_commits(repo: &Repo, path: &str, pk: &[u8; 32]) -> Vec<KeyCommit> {
                 .is_some_and(|bytes| finder.find(&bytes).is_some())
         })
     };
-    let blob_at = |id: ObjectId| -> Option<ObjectId> {
-        let commit = r.find_commit(id).ok()?;
-        let tree = commit.tree().ok()?;
-        let entry = tree.lookup_entry_by_path(path).ok()??;
-        entry.mode().is_blob().then(|| entry.object_id())
-    };
+    let blob_at = |id: ObjectId| repo.blob_id_at(id, path).ok().flatten();
     let Ok(walk) = r.rev_walk(tips).all() else {
         return Vec::new();
     };

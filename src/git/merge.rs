@@ -31,7 +31,7 @@ use crate::error::Result;
 use crate::model::{Domain, ProtectedFile};
 
 /// One side of a merge, for labels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Side {
     /// The current branch (`%A`).
     Ours,
@@ -501,20 +501,20 @@ impl<'a> State<'a> {
             b.map_or(&empty, |d| &d.owners),
             &o.owners,
             &t.owners,
-            &BTreeSet::new(),
+            None,
             &public_key,
         );
         // A logged rotation on one side re-sealed the base's secrets: that
         // side's re-seal is not a change of value, so an update or a
         // removal on the other side is no conflict.
-        let resealed = b.map_or_else(BTreeSet::new, |b| self.resealed_by_rotation(name, b, o, t));
+        let resealed = b.and_then(|b| self.resealed_by_rotation(name, b, o, t));
         let secrets = self.merge_sealed(
             name,
             true,
             b.map_or(&empty, |d| &d.secrets),
             &o.secrets,
             &t.secrets,
-            &resealed,
+            resealed.as_ref(),
             &public_key,
         );
         Domain {
@@ -524,32 +524,33 @@ impl<'a> State<'a> {
         }
     }
 
-    /// The secrets of domain `name` that the one side which rotated the
-    /// domain's key (and logged it) re-sealed without logging an update:
-    /// `(side, names)`.
+    /// The side that rotated the domain's key (and logged it), with the
+    /// base secrets it re-sealed without logging an update.
     fn resealed_by_rotation(
         &self,
         name: &str,
         b: &Domain,
         o: &Domain,
         t: &Domain,
-    ) -> BTreeSet<(Side, String)> {
+    ) -> Option<(Side, BTreeSet<String>)> {
         let (side, r, file) = if o.public_key != b.public_key && t.public_key == b.public_key {
             (Side::Ours, o, self.ours)
         } else if t.public_key != b.public_key && o.public_key == b.public_key {
             (Side::Theirs, t, self.theirs)
         } else {
-            return BTreeSet::new();
+            return None;
         };
         let (logged, updated) = logged_rotation(self.base, file, name);
         if !logged {
-            return BTreeSet::new();
+            return None;
         }
-        b.secrets
+        let names = b
+            .secrets
             .iter()
             .filter(|(k, v)| r.secrets.get(*k).is_some_and(|rv| rv != *v) && !updated.contains(*k))
-            .map(|(k, _)| (side, k.clone()))
-            .collect()
+            .map(|(k, _)| k.clone())
+            .collect();
+        Some((side, names))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -560,7 +561,7 @@ impl<'a> State<'a> {
         b: &BTreeMap<String, Vec<u8>>,
         o: &BTreeMap<String, Vec<u8>>,
         t: &BTreeMap<String, Vec<u8>>,
-        resealed: &BTreeSet<(Side, String)>,
+        resealed: Option<&(Side, BTreeSet<String>)>,
         merged_pk: &[u8; 32],
     ) -> BTreeMap<String, Vec<u8>> {
         let place = |n: &str| {
@@ -577,9 +578,9 @@ impl<'a> State<'a> {
             // A side that only re-sealed this entry in a rotation counts
             // as unchanged; if the other side left it alone too, the
             // re-sealed version is taken.
-            let reseal_side = [Side::Ours, Side::Theirs]
-                .into_iter()
-                .find(|s| resealed.contains(&(*s, k.clone())));
+            let reseal_side = resealed
+                .filter(|(_, names)| names.contains(k))
+                .map(|(side, _)| *side);
             let picked = match reseal_side {
                 Some(Side::Ours) => match pick(bv, bv, tv) {
                     Pick::Take(v) if v.as_ref() == bv => Pick::Take(ov.cloned()),
@@ -841,42 +842,50 @@ impl<'a> State<'a> {
             {
                 continue;
             }
-            let dom = self.merged.domains[&d].clone();
-            for (s, v) in &dom.secrets {
-                let place = Place::Secret(d.clone(), s.clone());
-                if self.has_conflict(&place) {
-                    continue;
-                }
-                let Some(origin) = self.stale_secret(&d, s, v) else {
-                    continue;
-                };
-                match self.reseal(&d, s, v, origin) {
+            // The stale entries first (a read-only pass), then the changes.
+            let dom = &self.merged.domains[&d];
+            let stale_secrets: Vec<(String, Vec<u8>, Origin)> = dom
+                .secrets
+                .iter()
+                .filter(|(s, _)| !self.has_conflict(&Place::Secret(d.clone(), (*s).clone())))
+                .filter_map(|(s, v)| {
+                    let origin = self.stale_secret(&d, s, v)?;
+                    Some((s.clone(), v.clone(), origin))
+                })
+                .collect();
+            let stale_owners: Vec<(String, String)> = dom
+                .owners
+                .iter()
+                .filter_map(|(o, v)| {
+                    // An orphan is find_orphans' to report.
+                    let c = self.merged.custodians.get(o)?;
+                    if self.has_conflict(&Place::Owner(d.clone(), o.clone()))
+                        || self.has_conflict(&Place::Custodian(o.clone()))
+                    {
+                        return None;
+                    }
+                    Some((o.clone(), self.stale_owner(&d, o, v, Some(c))?))
+                })
+                .collect();
+            for (s, v, origin) in stale_secrets {
+                match self.reseal(&d, &s, &v, origin) {
                     Ok(new) => {
                         self.merged
                             .domains
                             .get_mut(&d)
                             .expect("merged")
                             .secrets
-                            .insert(s.clone(), new);
+                            .insert(s, new);
                     }
                     Err(reason) => {
-                        let versions = self.side_versions(&d, true, s);
-                        self.conflict(place, reason, versions);
+                        let versions = self.side_versions(&d, true, &s);
+                        self.conflict(Place::Secret(d.clone(), s), reason, versions);
                     }
                 }
             }
-            for (o, v) in &dom.owners {
-                let place = Place::Owner(d.clone(), o.clone());
-                let Some(c) = self.merged.custodians.get(o) else {
-                    continue; // an orphan: find_orphans
-                };
-                if self.has_conflict(&place) || self.has_conflict(&Place::Custodian(o.clone())) {
-                    continue;
-                }
-                if let Some(reason) = self.stale_owner(&d, o, v, Some(c)) {
-                    let versions = self.side_versions(&d, false, o);
-                    self.conflict(place, reason, versions);
-                }
+            for (o, reason) in stale_owners {
+                let versions = self.side_versions(&d, false, &o);
+                self.conflict(Place::Owner(d.clone(), o), reason, versions);
             }
         }
     }
@@ -943,7 +952,7 @@ impl<'a> State<'a> {
     /// Whether the merged key of `domain` may be sealed to (decided once
     /// per domain): the base's own key; or a rotated key that the merging
     /// owner opens from the rotating side's own owner entry and that the
-    /// rotation proves (see [`State::rotation_proof`]) or the owner trusts
+    /// rotation proves (see [`rotation_proof`]) or the owner trusts
     /// explicitly.
     fn key_usable(&mut self, domain: &str) -> std::result::Result<(), String> {
         if let Some(r) = self.key_ok.get(domain) {

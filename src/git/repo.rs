@@ -167,6 +167,15 @@ impl Repo {
     /// `path`'s blob (at most the protected-file size limit) in a commit;
     /// `None` without such a commit or file.
     fn blob_in_commit(&self, id: ObjectId, path: &str) -> Result<Option<Vec<u8>>> {
+        match self.blob_id_at(id, path)? {
+            Some(blob) => self.blob_bounded(blob, crate::codec::MAX_FILE_BYTES),
+            None => Ok(None),
+        }
+    }
+
+    /// The id of `path`'s blob in commit `id`; `None` without such a
+    /// commit or file.
+    pub fn blob_id_at(&self, id: ObjectId, path: &str) -> Result<Option<ObjectId>> {
         let Ok(commit) = self.repo.find_commit(id) else {
             return Ok(None);
         };
@@ -176,10 +185,7 @@ impl Repo {
         let entry = tree
             .lookup_entry_by_path(path)
             .map_err(|e| Error::git(format!("cannot look up {path} in {id}"), e))?;
-        match entry.filter(|e| e.mode().is_blob()) {
-            Some(e) => self.blob_bounded(e.object_id(), crate::codec::MAX_FILE_BYTES),
-            None => Ok(None),
-        }
+        Ok(entry.filter(|e| e.mode().is_blob()).map(|e| e.object_id()))
     }
 
     /// The stages of a merge commit's file: the merge base's, the first
