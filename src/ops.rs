@@ -189,16 +189,7 @@ impl ProtectedFile {
         passphrase: &SecretString,
         key_type: KeyType,
     ) -> Result<()> {
-        if !is_valid_custodian_name(name) {
-            return Err(Error::refused(
-                "key custodian names must be non-empty and free of control characters",
-            ));
-        }
-        if self.custodians.contains_key(name) {
-            return Err(Error::refused(format!(
-                "tried to add key custodian that already exists: {name}"
-            )));
-        }
+        self.check_add_key_custodian(name)?;
         let pass = passphrase.expose_secret().as_bytes();
         if key_type == KeyType::Raw && !crypto::is_raw_passphrase(pass) {
             return Err(Error::refused(
@@ -241,16 +232,7 @@ impl ProtectedFile {
 
     /// Add a domain owned by `owner` (`created domain D with owner X`).
     pub fn add_domain(&mut self, domain: &str, owner: &Unlocked) -> Result<()> {
-        if self.domains.contains_key(domain) {
-            return Err(Error::refused(format!(
-                "tried to add domain that already exists: {domain}"
-            )));
-        }
-        if let Some(problem) = domain_name_problem(domain) {
-            return Err(Error::refused(format!(
-                "invalid domain name {domain:?}: it {problem}"
-            )));
-        }
+        self.check_add_domain(domain)?;
         let owner_pk = self.custodian(&owner.name)?.public_key;
         let sk = SecretKey::generate();
         let mut owners = BTreeMap::new();
@@ -280,11 +262,7 @@ impl ProtectedFile {
 
     fn seal_secret(&mut self, domain: &str, name: &str, value: &SecretString) -> Result<()> {
         if !is_valid_secret_name(name) {
-            return Err(Error::refused(format!(
-                "valid secret names must begin with a letter, and consist only of ASCII letters, \
-                 digits, hyphens, and underscores, not: {}",
-                py_repr(name)
-            )));
+            return Err(invalid_secret_name(name));
         }
         let d = self.domain_mut(domain)?;
         let sealed = crypto::seal(&d.public_key, value.expose_secret().as_bytes());
@@ -292,13 +270,99 @@ impl ProtectedFile {
         Ok(())
     }
 
-    /// Add a secret that does not exist yet (`added secret S in D`).
-    pub fn add_secret(&mut self, domain: &str, name: &str, value: &SecretString) -> Result<()> {
+    /// What [`add_secret`](Self::add_secret) would refuse (a missing
+    /// domain, an existing secret, an invalid name), checked before a
+    /// value is asked for.
+    pub fn check_add_secret(&self, domain: &str, name: &str) -> Result<()> {
         if self.domain(domain)?.secrets.contains_key(name) {
             return Err(Error::refused(format!(
                 "secret {name} already exists in {domain}"
             )));
         }
+        if !is_valid_secret_name(name) {
+            return Err(invalid_secret_name(name));
+        }
+        Ok(())
+    }
+
+    /// What [`update_secret`](Self::update_secret) and
+    /// [`rm_secret`](Self::rm_secret) would refuse (a missing domain or
+    /// secret), checked before a value is asked for.
+    pub fn check_secret_exists(&self, domain: &str, name: &str) -> Result<()> {
+        let d = self.domain(domain)?;
+        if !d.secrets.contains_key(name) {
+            return Err(known("secret", name, d.secrets.keys()));
+        }
+        Ok(())
+    }
+
+    /// What [`add_domain`](Self::add_domain) would refuse, checked before
+    /// a key is derived.
+    pub fn check_add_domain(&self, domain: &str) -> Result<()> {
+        if self.domains.contains_key(domain) {
+            return Err(Error::refused(format!(
+                "tried to add domain that already exists: {domain}"
+            )));
+        }
+        if let Some(problem) = domain_name_problem(domain) {
+            return Err(Error::refused(format!(
+                "invalid domain name {domain:?}: it {problem}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// What [`add_key_custodian`](Self::add_key_custodian) would refuse
+    /// about the name, checked before a passphrase is asked for.
+    pub fn check_add_key_custodian(&self, name: &str) -> Result<()> {
+        if !is_valid_custodian_name(name) {
+            return Err(Error::refused(
+                "key custodian names must be non-empty and free of control characters",
+            ));
+        }
+        if self.custodians.contains_key(name) {
+            return Err(Error::refused(format!(
+                "tried to add key custodian that already exists: {name}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// That `name` is a key custodian (pocket_protector's "no key
+    /// custodian of name" error otherwise).
+    pub fn check_custodian(&self, name: &str) -> Result<()> {
+        self.custodian(name).map(|_| ())
+    }
+
+    /// That `user` owns `domain`, checked before their key is derived
+    /// (nothing is checked for a name that is no custodian: the
+    /// credential check words that).
+    pub fn check_owner(&self, domain: &str, user: &str) -> Result<()> {
+        let d = self.domain(domain)?;
+        if self.custodians.contains_key(user) && !d.owners.contains_key(user) {
+            return Err(Error::refused(format!(
+                "{user} is not an owner of {domain}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// What [`add_owner`](Self::add_owner) would refuse about the names,
+    /// checked before a key is derived.
+    pub fn check_add_owner(&self, domain: &str, new_owner: &str) -> Result<()> {
+        self.domain(domain)?;
+        self.custodian(new_owner)?;
+        if self.domains[domain].owners.contains_key(new_owner) {
+            return Err(Error::refused(format!(
+                "{new_owner} is already an owner of {domain}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Add a secret that does not exist yet (`added secret S in D`).
+    pub fn add_secret(&mut self, domain: &str, name: &str, value: &SecretString) -> Result<()> {
+        self.check_add_secret(domain, name)?;
         self.seal_secret(domain, name, value)?;
         self.log(format!("added secret {name} in {domain}"));
         Ok(())
@@ -306,10 +370,7 @@ impl ProtectedFile {
 
     /// Change an existing secret (`updated secret S in D`).
     pub fn update_secret(&mut self, domain: &str, name: &str, value: &SecretString) -> Result<()> {
-        let d = self.domain(domain)?;
-        if !d.secrets.contains_key(name) {
-            return Err(known("secret", name, d.secrets.keys()));
-        }
+        self.check_secret_exists(domain, name)?;
         self.seal_secret(domain, name, value)?;
         self.log(format!("updated secret {name} in {domain}"));
         Ok(())
@@ -385,13 +446,8 @@ impl ProtectedFile {
     /// Make `new_owner` an owner of `domain`, using an owner's key
     /// (`U added owner X to D`).
     pub fn add_owner(&mut self, domain: &str, new_owner: &str, by: &Unlocked) -> Result<()> {
-        self.domain(domain)?;
+        self.check_add_owner(domain, new_owner)?;
         let pk = self.custodian(new_owner)?.public_key;
-        if self.domains[domain].owners.contains_key(new_owner) {
-            return Err(Error::refused(format!(
-                "{new_owner} is already an owner of {domain}"
-            )));
-        }
         let sk = self.domain_key(domain, by)?;
         let sealed = crypto::seal(&pk, &sk.to_bytes()[..]);
         self.domain_mut(domain)?
@@ -552,6 +608,14 @@ impl ProtectedFile {
         self.audit_log = log;
         true
     }
+}
+
+fn invalid_secret_name(name: &str) -> Error {
+    Error::refused(format!(
+        "valid secret names must begin with a letter, and consist only of ASCII letters, \
+         digits, hyphens, and underscores, not: {}",
+        py_repr(name)
+    ))
 }
 
 fn last_owner(owner: &str, domain: &str) -> Error {

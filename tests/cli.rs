@@ -715,8 +715,9 @@ fn version_help_completions() {
         o.stderr
             .starts_with("error: pprotect: unknown subcommand \"bogus\", choose from: init,")
     );
+    // The script calls pprotect back for candidates.
     let o = env.run(&["completions", "bash"], "").ok();
-    assert!(o.stdout.contains("decrypt-domain"));
+    assert!(o.stdout.contains("PPROTECT_COMPLETE"), "{}", o.stdout);
 }
 
 /// Mistakes get suggestions, every command is listed in its own spelling,
@@ -779,7 +780,7 @@ fn mistakes_get_help() {
         ("edit", "pprotect edit dev"),
         ("import", "pprotect import dev .env"),
         ("completions", "pprotect completions bash"),
-        ("exec", "pprotect exec --domain dev"),
+        ("exec", "pprotect exec dev -- ./server"),
     ] {
         let o = env.run(&[sub, "-h"], "").ok();
         assert!(
@@ -891,18 +892,17 @@ fn concurrent_writers_all_land() {
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
-/// `pprotect man` renders a roff page naming every subcommand.
+/// `pprotect man --dir` writes one page per subcommand, each with
+/// ENVIRONMENT, EXIT STATUS and (with examples) EXAMPLES; `pprotect man`
+/// prints the main page, which names them all; `pprotect man exec` one.
 #[test]
-fn man_page_names_every_subcommand() {
+fn man_pages_one_per_subcommand() {
     let env = Env::new();
     let o = env.run(&["man"], "").ok();
-    assert!(
-        o.stdout.starts_with(".ie \\n(.g .ds Aq"),
-        "{}",
-        &o.stdout[..80.min(o.stdout.len())]
-    );
-    assert!(o.stdout.contains(".TH pprotect 1"));
-    for sub in [
+    assert!(o.stdout.contains(".TH pprotect 1"), "{}", o.stdout);
+    let dir = env.path().join("man1");
+    env.run(&["man", "--dir", dir.to_str().unwrap()], "").ok();
+    let subs = [
         "init",
         "version",
         "list-audit-log",
@@ -937,10 +937,36 @@ fn man_page_names_every_subcommand() {
         "import",
         "access",
         "man",
-    ] {
-        let name = format!(".TH pprotect-{sub} 1");
-        assert!(o.stdout.contains(&name), "no page for {sub}");
+    ];
+    let main = std::fs::read_to_string(dir.join("pprotect.1")).unwrap();
+    assert_eq!(main, o.stdout);
+    for sub in subs {
+        let page = std::fs::read_to_string(dir.join(format!("pprotect-{sub}.1")))
+            .unwrap_or_else(|e| panic!("no page for {sub}: {e}"));
+        assert!(page.contains(&format!(".TH pprotect-{sub} 1")), "{sub}");
+        assert!(
+            page.contains(".SH ENVIRONMENT") && page.contains("PPROTECT_PASSPHRASE"),
+            "{sub}"
+        );
+        assert!(page.contains(".SH \"EXIT STATUS\""), "{sub}");
+        assert!(
+            main.contains(&format!("pprotect\\-{}", sub.replace('-', "\\-"))),
+            "{sub}"
+        );
     }
+    // Every page's sub-page exists (the old single page named pages that
+    // did not), and every page that has examples shows them.
+    let exec = std::fs::read_to_string(dir.join("pprotect-exec.1")).unwrap();
+    assert!(exec.contains(".SH EXAMPLES"), "{exec}");
+    assert!(
+        exec.contains("\\-\\-prefix") || exec.contains("prefix"),
+        "{exec}"
+    );
+    // Only the flags exec uses.
+    assert!(!exec.contains("key\\-type"), "{exec}");
+    let o = env.run(&["man", "exec"], "").ok();
+    assert_eq!(o.stdout, exec);
+    env.run(&["man", "nope"], "").code(1);
 }
 
 /// Run `pprotect ARGS` under a pseudo-terminal (`script`), so stderr is a

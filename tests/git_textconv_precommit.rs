@@ -298,19 +298,15 @@ fn outside_a_repository_it_cannot_check() {
 /// framework build pprotect with `cargo install` (minutes), only with
 /// `PPROTECT_TEST_PRECOMMIT_RUST=1`.
 #[test]
+#[ignore = "needs the pre-commit framework"]
 fn the_pre_commit_framework_runs_our_hooks() {
-    let Some(venv) = crate::harness::python_venv() else {
-        return;
-    };
+    let venv = crate::harness::require_python();
     let framework = venv.join("bin/pre-commit");
-    if !framework.exists() {
-        assert!(
-            std::env::var("CI").is_err(),
-            "CI must install pre-commit into PPROTECT_PYTHON_VENV"
-        );
-        eprintln!("notice: pre-commit not installed; skipping");
-        return;
-    }
+    assert!(
+        framework.exists(),
+        "needs the pre-commit framework: {}/bin/pip install pre-commit (.ci/run installs it)",
+        venv.display()
+    );
     let mut hooks = vec!["pprotect-system"];
     if std::env::var("PPROTECT_TEST_PRECOMMIT_RUST").is_ok_and(|v| v == "1") {
         hooks.push("pprotect");

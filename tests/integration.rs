@@ -6,6 +6,7 @@ mod cli;
 mod codec_differential;
 mod compat_fixtures;
 mod compat_python;
+mod first_contact;
 mod fuzz_regressions;
 mod git_audit_log;
 mod git_ci_clones;

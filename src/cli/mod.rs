@@ -5,7 +5,8 @@ pub mod commands;
 pub mod creds;
 pub mod exec;
 pub mod term;
-pub mod workflows;
+
+use commands::{audit, custodian, domain, git, meta, read, secret, workflows};
 
 use std::path::PathBuf;
 
@@ -176,7 +177,7 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub ignore_env: bool,
     /// The acting user's email.
-    #[arg(short = 'u', long, global = true)]
+    #[arg(short = 'u', long, global = true, value_name = "EMAIL", add = commands::complete::custodians())]
     pub user: Option<String>,
     /// A file holding only the passphrase.
     #[arg(long, global = true)]
@@ -184,28 +185,28 @@ pub struct Cli {
     /// A command that prints the passphrase (run with `sh -c`).
     #[arg(long, global = true, value_name = "CMD")]
     pub passphrase_cmd: Option<String>,
-    /// hard, fast or raw.
-    #[arg(long, global = true)]
+    /// The new key's type: hard (default), fast or raw.
+    #[arg(long, global = true, value_name = "TYPE", add = commands::complete::values(&["hard", "fast", "raw"]))]
     pub key_type: Option<String>,
-    /// json, env or shell.
-    #[arg(long, global = true)]
+    /// json (default), env or shell.
+    #[arg(long, global = true, value_name = "FORMAT", add = commands::complete::values(&["json", "env", "shell"]))]
     pub output_format: Option<String>,
-    /// One secret (decrypt-domain).
-    #[arg(long, global = true)]
+    /// Print only this secret's value.
+    #[arg(long, global = true, value_name = "NAME", add = commands::complete::secrets())]
     pub secret: Option<String>,
-    /// Domain name.
-    #[arg(long, global = true)]
-    pub domain: Option<String>,
-    /// Secret name.
-    #[arg(long, global = true)]
+    /// The domain (exec: more than once for several).
+    #[arg(long, global = true, value_name = "DOMAIN", action = clap::ArgAction::Append, add = commands::complete::domains())]
+    pub domain: Vec<String>,
+    /// The secret's name.
+    #[arg(long, global = true, value_name = "NAME", add = commands::complete::secrets())]
     pub secret_name: Option<String>,
     /// Read the secret value from this file, or `-` for stdin.
     #[arg(long, global = true)]
     pub from_file: Option<String>,
-    /// Env var name prefix (exec).
+    /// Prefix variable names, joined with `_` (`--prefix APP`: `APP_db_url`).
     #[arg(long, global = true)]
     pub prefix: Option<String>,
-    /// Upper-case env var names (exec).
+    /// Variable names in upper case, non-alphanumerics as `_` (`db-url`: `DB_URL`).
     #[arg(long, global = true)]
     pub uppercase: bool,
     /// Minimal environment (exec).
@@ -234,224 +235,182 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
-/// Every subcommand; underscore spellings are accepted as aliases.
+/// Every subcommand; underscore spellings are accepted as aliases. Each
+/// family's argument structs and code live in one module under
+/// `commands/`.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create a new protected file with a first key custodian.
-    Init,
+    #[command(after_help = "Example:\n  pprotect init alice@example.com --key-type fast")]
+    Init(custodian::CustodianArgs),
     /// Print the version.
     Version,
     /// Print the audit log.
     #[command(alias = "list_audit_log")]
     ListAuditLog,
     /// Keep only the KEEP most recent audit-log entries.
-    #[command(alias = "truncate_audit_log")]
-    TruncateAuditLog {
-        /// How many entries to keep.
-        keep: usize,
-    },
+    #[command(
+        alias = "truncate_audit_log",
+        after_help = "Example:\n  pprotect truncate-audit-log 100"
+    )]
+    TruncateAuditLog(audit::TruncateArgs),
     /// Add a key custodian.
-    #[command(alias = "add_key_custodian")]
-    AddKeyCustodian,
+    #[command(
+        alias = "add_key_custodian",
+        after_help = "Examples:\n  pprotect add-key-custodian bob@example.com\n  pprotect add-key-custodian ci@example.com --key-type raw"
+    )]
+    AddKeyCustodian(custodian::CustodianArgs),
     /// List the domains and secrets the user can read.
     #[command(alias = "list_user_secrets")]
     ListUserSecrets,
     /// Change a custodian's passphrase.
-    #[command(alias = "set_key_custodian_passphrase")]
-    SetKeyCustodianPassphrase,
+    #[command(
+        alias = "set_key_custodian_passphrase",
+        after_help = "Example:\n  pprotect set-key-custodian-passphrase alice@example.com"
+    )]
+    SetKeyCustodianPassphrase(custodian::CustodianArgs),
     /// Change a custodian's key type and passphrase.
-    #[command(alias = "rekey_custodian")]
-    RekeyCustodian,
+    #[command(
+        alias = "rekey_custodian",
+        after_help = "Example:\n  pprotect rekey-custodian alice@example.com --key-type fast"
+    )]
+    RekeyCustodian(custodian::CustodianArgs),
     /// Remove a key custodian and their ownerships.
-    #[command(alias = "rm_key_custodian")]
-    RmKeyCustodian,
-    /// Add a domain.
-    #[command(alias = "add_domain")]
-    AddDomain,
+    #[command(
+        alias = "rm_key_custodian",
+        after_help = "Example:\n  pprotect rm-key-custodian bob@example.com"
+    )]
+    RmKeyCustodian(custodian::CustodianArgs),
+    /// Add a domain, owned by the acting user.
+    #[command(
+        alias = "add_domain",
+        after_help = "Example:\n  pprotect add-domain staging"
+    )]
+    AddDomain(domain::DomainArgs),
     /// Add an owner to a domain.
-    #[command(alias = "add_owner")]
-    AddOwner,
+    #[command(
+        alias = "add_owner",
+        after_help = "Example:\n  pprotect add-owner prod bob@example.com"
+    )]
+    AddOwner(domain::OwnerArgs),
     /// List domains.
     #[command(alias = "list_domains")]
     ListDomains,
     /// Rotate a domain's keypair.
-    #[command(alias = "rotate_domain_keys")]
-    RotateDomainKeys,
+    #[command(
+        alias = "rotate_domain_keys",
+        after_help = "Example:\n  pprotect rotate-domain-keys prod"
+    )]
+    RotateDomainKeys(domain::DomainArgs),
     /// Add a custodian as owner of all your domains.
-    #[command(alias = "migrate_owner")]
-    MigrateOwner,
+    #[command(
+        alias = "migrate_owner",
+        after_help = "Example:\n  pprotect migrate-owner bob@example.com"
+    )]
+    MigrateOwner(domain::MigrateArgs),
     /// Remove an owner from a domain.
-    #[command(alias = "rm_owner")]
-    RmOwner,
+    #[command(
+        alias = "rm_owner",
+        after_help = "Example:\n  pprotect rm-owner prod bob@example.com"
+    )]
+    RmOwner(domain::OwnerArgs),
     /// Remove a domain.
-    #[command(alias = "rm_domain")]
-    RmDomain,
-    /// Add a secret.
-    #[command(alias = "add_secret")]
-    AddSecret,
+    #[command(
+        alias = "rm_domain",
+        after_help = "Example:\n  pprotect rm-domain staging"
+    )]
+    RmDomain(domain::DomainArgs),
+    /// Add a secret: the value from a prompt, `--from-file PATH`, or
+    /// `--from-file -` (stdin).
+    #[command(
+        alias = "add_secret",
+        after_help = "Examples:\n  pprotect add-secret dev api-key\n  printf %s \"$TOKEN\" | pprotect add-secret dev api-key --from-file -"
+    )]
+    AddSecret(secret::SecretArgs),
     /// List a domain's secret names.
-    #[command(alias = "list_domain_secrets")]
-    ListDomainSecrets {
-        /// The domain.
-        domain_name: String,
-    },
+    #[command(
+        alias = "list_domain_secrets",
+        after_help = "Example:\n  pprotect list-domain-secrets dev --json"
+    )]
+    ListDomainSecrets(secret::DomainNameArg),
     /// List all secret names with their domains.
     #[command(alias = "list_all_secrets")]
     ListAllSecrets,
-    /// Change a secret.
-    #[command(alias = "update_secret")]
-    UpdateSecret,
+    /// Change a secret's value: from a prompt, `--from-file PATH`, or
+    /// `--from-file -` (stdin).
+    #[command(
+        alias = "update_secret",
+        after_help = "Example:\n  pprotect update-secret dev api-key --from-file new-key.txt"
+    )]
+    UpdateSecret(secret::SecretArgs),
     /// Remove a secret.
-    #[command(alias = "rm_secret")]
-    RmSecret,
+    #[command(
+        alias = "rm_secret",
+        after_help = "Example:\n  pprotect rm-secret dev api-key"
+    )]
+    RmSecret(secret::SecretArgs),
     /// Decrypt a domain: JSON, or `--output-format env|shell`, or one
     /// `--secret NAME`.
     #[command(
         alias = "decrypt_domain",
-        after_help = "Examples:\n  pprotect decrypt-domain dev\n  pprotect decrypt-domain dev --output-format env > .env\n  pprotect decrypt-domain dev --secret db-password"
+        after_help = "Examples:\n  pprotect decrypt-domain dev\n  pprotect decrypt-domain dev --output-format env --uppercase > .env\n  pprotect decrypt-domain dev --secret db-password"
     )]
-    DecryptDomain {
-        /// The domain.
-        domain_name: String,
-    },
-    /// Run a command with a domain's secrets in its environment.
+    DecryptDomain(read::DecryptArgs),
+    /// Run a command with a domain's secrets in its environment
+    /// (`--domain` more than once: later domains win on a shared name).
     #[command(
-        after_help = "Example:\n  pprotect exec --domain dev --uppercase -- ./server --port 8080"
+        after_help = "Examples:\n  pprotect exec dev -- ./server --port 8080\n  pprotect exec --domain shared --domain prod --uppercase -- ./server"
     )]
-    Exec {
-        /// The command and its arguments, after `--`.
-        #[arg(last = true)]
-        command: Vec<String>,
-    },
+    Exec(read::ExecArgs),
     /// Three-way merge of protected files (git merge driver).
     #[command(alias = "merge_driver")]
-    MergeDriver {
-        /// The common ancestor (`%O`).
-        base: PathBuf,
-        /// Our version (`%A`); receives the result.
-        current: PathBuf,
-        /// Their version (`%B`).
-        other: PathBuf,
-        /// The path in the repository (`%P`), for messages.
-        path: Option<String>,
-        /// Conflict marker length (`%L`).
-        #[arg(long, default_value_t = 7)]
-        marker_size: usize,
-    },
+    MergeDriver(git::MergeDriverArgs),
     /// Wire the merge driver, textconv and pre-commit hook into this clone.
-    #[command(alias = "setup_git")]
-    SetupGit {
-        /// Report what is missing; exit 1 if anything is.
-        #[arg(long)]
-        check: bool,
-        /// Remove this clone's setup (config and hook, while no other
-        /// protected file uses them).
-        #[arg(long, conflicts_with = "check")]
-        uninstall: bool,
-        /// With --uninstall: also remove the committed `.gitattributes`
-        /// line (shared with every clone).
-        #[arg(long, requires = "uninstall")]
-        attributes: bool,
-    },
-    /// Print the man page (roff), generated from these definitions.
-    Man,
+    #[command(
+        alias = "setup_git",
+        after_help = "Example:\n  pprotect setup-git --check"
+    )]
+    SetupGit(git::SetupGitArgs),
+    /// Print the man pages (roff), generated from these definitions.
+    #[command(
+        after_help = "Examples:\n  pprotect man | man -l -\n  pprotect man exec | man -l -\n  pprotect man --dir ~/.local/share/man/man1"
+    )]
+    Man(meta::ManArgs),
     /// Edit a domain's secrets in $VISUAL / $EDITOR / vi.
     #[command(after_help = "Example:\n  pprotect edit dev")]
-    Edit {
-        /// The domain.
-        domain: String,
-        /// Apply without asking; a buffer that does not parse is an error.
-        #[arg(long)]
-        yes: bool,
-    },
+    Edit(workflows::EditArgs),
     /// Add or update many secrets from a dotenv or JSON file (`-`: stdin).
     #[command(
         after_help = "Examples:\n  pprotect import dev .env\n  pprotect import dev secrets.json --update --dry-run"
     )]
-    Import {
-        /// The domain.
-        domain: String,
-        /// The file, or `-` for standard input.
-        source: String,
-        /// dotenv or json (default: by extension, else dotenv).
-        #[arg(long)]
-        format: Option<String>,
-        /// Update secrets that exist (otherwise they are refused).
-        #[arg(long)]
-        update: bool,
-        /// Print what would happen; write nothing.
-        #[arg(long)]
-        dry_run: bool,
-    },
+    Import(workflows::ImportArgs),
     /// Who can read what: the custodian x domain matrix.
+    #[command(after_help = "Example:\n  pprotect access --json")]
     Access,
     /// Settle the protected file's merge conflicts, redoing the merge from
     /// git's index stages.
-    Resolve {
-        /// Take our side (git's stage 2) for the named conflicts, or all.
-        #[arg(long, conflicts_with_all = ["theirs", "show"])]
-        ours: bool,
-        /// Take their side (git's stage 3) for the named conflicts, or all.
-        #[arg(long, conflicts_with = "show")]
-        theirs: bool,
-        /// Print both decrypted values of each conflicting secret (owners).
-        #[arg(long)]
-        show: bool,
-        /// Re-seal entries sealed to a domain's old key to its rotated key
-        /// although the rotation does not prove it came from an owner
-        /// (shows who rotated it and asks first); for DOMAIN, or every
-        /// such domain.
-        #[arg(long, conflicts_with = "show")]
-        reseal: bool,
-        /// With --reseal: do not ask for confirmation.
-        #[arg(long, requires = "reseal")]
-        yes: bool,
-        /// A domain (or a custodian, or `audit-log`).
-        scope: Option<String>,
-        /// A secret or owner of that domain.
-        entry: Option<String>,
-    },
+    #[command(
+        after_help = "Examples:\n  pprotect resolve\n  pprotect resolve --theirs dev api-key\n  pprotect resolve --show dev"
+    )]
+    Resolve(git::ResolveArgs),
     /// Cross-check the audit log against git history.
-    #[command(alias = "check_audit_log")]
-    CheckAuditLog {
-        /// Only commits in this range (`A..B`) or reachable from a revision.
-        #[arg(long)]
-        range: Option<String>,
-        /// Allowed clock skew, in seconds.
-        #[arg(long, default_value_t = 600)]
-        skew: i64,
-        /// Check all history again, ignoring (and not updating) the record
-        /// of commits verified clean before.
-        #[arg(long)]
-        no_cache: bool,
-        /// Make a shallow clone's missing history an error (exit 2)
-        /// instead of a note.
-        #[arg(long)]
-        full: bool,
-        /// Accept the findings of this commit as history: append them to
-        /// `.pprotect-baseline` (commit it), with --reason.
-        #[arg(long, value_name = "COMMIT", requires = "reason")]
-        accept: Option<String>,
-        /// Why the findings are accepted (with --accept).
-        #[arg(long, value_name = "TEXT", requires = "accept")]
-        reason: Option<String>,
-    },
+    #[command(
+        alias = "check_audit_log",
+        after_help = "Examples:\n  pprotect check-audit-log\n  pprotect check-audit-log --range origin/main..HEAD --json"
+    )]
+    CheckAuditLog(audit::CheckArgs),
     /// Print a protected file as names and fingerprints (git diff textconv).
-    Textconv {
-        /// The file git passes.
-        path: PathBuf,
-    },
+    Textconv(git::TextconvArgs),
     /// Check the staged change for plaintext secrets (git pre-commit hook).
     #[command(alias = "pre_commit")]
     PreCommit,
-    /// Print a shell completion script.
+    /// Print a shell completion script (it completes subcommands, flags,
+    /// flag values and the domain, secret and custodian names of the
+    /// protected file).
     #[command(
-        after_help = "Example:\n  pprotect completions bash > ~/.local/share/bash-completion/completions/pprotect"
+        after_help = "Examples:\n  pprotect completions bash > ~/.local/share/bash-completion/completions/pprotect\n  echo 'source <(pprotect completions zsh)' >> ~/.zshrc"
     )]
-    Completions {
-        /// bash, zsh, fish, elvish or powershell.
-        shell: clap_complete::Shell,
-    },
+    Completions(meta::CompletionsArgs),
 }
 
 /// The arguments before `--` (after it they belong to exec's command).
@@ -476,6 +435,84 @@ pub fn subcommand_in_args() -> Option<String> {
         })
 }
 
+/// The global flags that mean something to a subcommand (every flag is
+/// accepted everywhere, as pocket_protector accepts them; a subcommand's
+/// help and man page list only these). `-h` and `-v` are always listed.
+pub fn flags_for(sub: &str) -> &'static [&'static str] {
+    const CREDS: [&str; 6] = [
+        "user",
+        "passphrase_file",
+        "passphrase_cmd",
+        "non_interactive",
+        "ignore_env",
+        "env_prefix",
+    ];
+    macro_rules! with_creds {
+        ($($f:literal),*) => {{
+            const F: &[&str] = &[$($f,)* CREDS[0], CREDS[1], CREDS[2], CREDS[3], CREDS[4], CREDS[5]];
+            F
+        }};
+    }
+    match sub {
+        "init" | "add-key-custodian" | "set-key-custodian-passphrase" | "rekey-custodian" => {
+            &["file", "confirm", "key_type"]
+        }
+        "rm-key-custodian" | "truncate-audit-log" => &["file", "confirm"],
+        "rm-domain" | "rm-owner" => &["file", "confirm", "domain"],
+        "add-domain" | "add-owner" | "rotate-domain-keys" => {
+            with_creds!("file", "confirm", "domain")
+        }
+        "migrate-owner" => with_creds!("file", "confirm"),
+        "add-secret" | "update-secret" => {
+            &["file", "confirm", "domain", "secret_name", "from_file"]
+        }
+        "rm-secret" => &["file", "confirm", "domain", "secret_name"],
+        "list-domains" | "list-all-secrets" | "list-audit-log" | "access" => &["file", "json"],
+        "list-domain-secrets" => &["file", "json", "domain"],
+        "list-user-secrets" => with_creds!("file", "json"),
+        "decrypt-domain" => with_creds!(
+            "file",
+            "domain",
+            "output_format",
+            "secret",
+            "prefix",
+            "uppercase",
+            "allow_env"
+        ),
+        "exec" => with_creds!(
+            "file",
+            "domain",
+            "prefix",
+            "uppercase",
+            "no_passthrough",
+            "allow_env"
+        ),
+        "edit" | "import" => with_creds!("file", "confirm"),
+        "resolve" => with_creds!("file", "json"),
+        "pre-commit" => with_creds!(),
+        "check-audit-log" | "setup-git" => &["file", "json"],
+        _ => &[],
+    }
+}
+
+/// A subcommand as its help and man page show it: the global flags it
+/// does not use hidden. `sub` must come from a built command (globals
+/// propagated).
+pub fn scoped(sub: &clap::Command) -> clap::Command {
+    let keep = flags_for(sub.get_name());
+    let ids: Vec<String> = sub
+        .get_arguments()
+        .filter(|a| a.is_global_set())
+        .map(|a| a.get_id().to_string())
+        .filter(|id| id != "help" && id != "verbose" && !keep.contains(&id.as_str()))
+        .collect();
+    let mut sub = sub.clone();
+    for id in ids {
+        sub = sub.mut_arg(id, |a| a.hide(true));
+    }
+    sub
+}
+
 /// `-h`/`--help` anywhere before `--` wins over everything else: with a
 /// subcommand, that subcommand's help (usage, arguments, an example),
 /// else the global help. Returns whether help was printed.
@@ -488,8 +525,11 @@ fn help_requested() -> bool {
     }
     let mut cmd = <Cli as clap::CommandFactory>::command();
     cmd.build();
-    let text = match subcommand_in_args().and_then(|n| cmd.find_subcommand_mut(&n)) {
-        Some(sub) => sub.render_help().to_string(),
+    let text = match subcommand_in_args().and_then(|n| cmd.find_subcommand(&n)) {
+        Some(sub) => scoped(sub)
+            .bin_name(format!("pprotect {}", sub.get_name()))
+            .render_help()
+            .to_string(),
         None => HELP.to_string(),
     };
     let _ = term::out(&text);
@@ -498,6 +538,11 @@ fn help_requested() -> bool {
 
 /// Parse argv, run, and return the process exit code.
 pub fn main() -> i32 {
+    // `PPROTECT_COMPLETE=SHELL pprotect -- WORDS`: the completion script
+    // asking for candidates (nothing else runs).
+    clap_complete::CompleteEnv::with_factory(<Cli as clap::CommandFactory>::command)
+        .var(commands::complete::VAR)
+        .complete();
     if help_requested() {
         return 0;
     }

@@ -228,6 +228,18 @@ pub fn python_venv() -> Option<PathBuf> {
     found
 }
 
+/// The Python tool's virtualenv, for a test that needs it (marked
+/// `#[ignore = "needs pocket_protector"]`, run by `--include-ignored`):
+/// fails, saying how to install it, when it is missing.
+pub fn require_python() -> PathBuf {
+    python_venv().unwrap_or_else(|| {
+        panic!(
+            "needs pocket_protector 26.4.3: python3 -m venv ~/ppref && ~/ppref/bin/pip install \
+             pocket-protector==26.4.3 pre-commit (or set PPROTECT_PYTHON_VENV); .ci/run installs it"
+        )
+    })
+}
+
 /// Python's re-serialization of a protected file (`None` without the
 /// Python tool).
 pub fn python_reserialize(path: &Path) -> Option<String> {

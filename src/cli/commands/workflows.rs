@@ -12,9 +12,42 @@ use pprotect::ProtectedFile;
 use secrecy::{ExposeSecret, SecretString};
 use zeroize::Zeroizing;
 
-use super::commands::{Target, commit};
-use super::term::{self, errln, outln, sanitize};
-use super::{Cli, Fail, creds};
+use clap::Args;
+
+use super::super::term::{self, errln, outln, sanitize};
+use super::super::{Cli, Fail, creds};
+use super::{Target, commit};
+
+/// `edit`'s arguments.
+#[derive(Debug, Args)]
+pub struct EditArgs {
+    /// The domain.
+    #[arg(id = "domain_arg", value_name = "DOMAIN", add = super::complete::domains())]
+    pub domain: String,
+    /// Apply without asking; a buffer that does not parse is an error.
+    #[arg(long)]
+    pub yes: bool,
+}
+
+/// `import`'s arguments.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The domain.
+    #[arg(id = "domain_arg", value_name = "DOMAIN", add = super::complete::domains())]
+    pub domain: String,
+    /// The file, or `-` for standard input.
+    #[arg(value_name = "FILE")]
+    pub source: String,
+    /// dotenv or json (default: by extension, else dotenv).
+    #[arg(long, add = super::complete::values(&["dotenv", "json"]))]
+    pub format: Option<String>,
+    /// Update secrets that exist (otherwise they are refused).
+    #[arg(long)]
+    pub update: bool,
+    /// Print what would happen; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
 
 /// One change an edit or import makes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -360,10 +393,13 @@ fn changes(
 }
 
 /// `pprotect edit DOMAIN`.
-pub(super) fn edit(cli: &Cli, t: &Target, domain: &str, yes: bool) -> Result<(), Fail> {
+pub fn edit(cli: &Cli, t: &Target, a: &EditArgs) -> Result<(), Fail> {
+    let (domain, yes) = (a.domain.as_str(), a.yes);
     let f = t.load_for_write()?;
     f.domain(domain)?;
-    let who = creds::get(cli, &f, &t.display)?;
+    let pending = creds::gather(cli, &t.display)?;
+    f.check_owner(domain, pending.user())?;
+    let who = pending.verify(&f)?;
     let before = f.decrypt_domain(domain, &who)?;
     let sealed_before = f.domain(domain)?.secrets.clone();
     let interrupts = Interrupts::install();
@@ -468,15 +504,9 @@ pub(super) fn edit(cli: &Cli, t: &Target, domain: &str, yes: bool) -> Result<(),
 // -------------------------------------------------------------- import
 
 /// `pprotect import DOMAIN FILE|-`.
-pub(super) fn import(
-    cli: &Cli,
-    t: &Target,
-    domain: &str,
-    source: &str,
-    format: Option<&str>,
-    update: bool,
-    dry_run: bool,
-) -> Result<(), Fail> {
+pub fn import(cli: &Cli, t: &Target, a: &ImportArgs) -> Result<(), Fail> {
+    let (domain, source, format) = (a.domain.as_str(), a.source.as_str(), a.format.as_deref());
+    let (update, dry_run) = (a.update, a.dry_run);
     let f = t.load_for_write()?;
     f.domain(domain)?;
     let format = pprotect::import::Format::choose(format, source)?;
@@ -560,7 +590,7 @@ fn fit(s: &str, w: usize) -> String {
 }
 
 /// `pprotect access`: the custodian x domain matrix.
-pub(super) fn access(cli: &Cli, t: &Target) -> Result<(), Fail> {
+pub fn access(cli: &Cli, t: &Target) -> Result<(), Fail> {
     let f = t.load()?;
     let custodians: Vec<&String> = f.custodians.keys().collect();
     let domains: Vec<&String> = f.domains.keys().collect();
