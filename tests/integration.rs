@@ -11,6 +11,7 @@ mod fuzz_regressions;
 mod git_audit_log;
 mod git_ci_clones;
 mod git_layouts;
+mod git_log;
 mod git_merge;
 mod git_operations;
 mod git_property;

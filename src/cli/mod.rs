@@ -106,6 +106,9 @@ Subcommands:
                         three-way merge of protected files (called by git)
     resolve [--ours|--theirs|--show|--reseal [--yes]] [DOMAIN [ENTRY]]
                         list or settle the protected file's merge conflicts
+    log [DOMAIN [SECRET]]
+                        the commits that changed them, with audit entries;
+                        for an owner, whether values changed (--json)
     check-audit-log     cross-check the audit log against git history
                         (--range A..B, --json, --skew SECONDS, --no-cache,
                         --full, --accept COMMIT --reason TEXT)
@@ -399,6 +402,12 @@ pub enum Command {
         after_help = "Examples:\n  pprotect check-audit-log\n  pprotect check-audit-log --range origin/main..HEAD --json"
     )]
     CheckAuditLog(audit::CheckArgs),
+    /// The commits that changed the file's domains, secrets, owners or
+    /// keys, with their audit entries; for an owner, whether values changed.
+    #[command(
+        after_help = "Examples:\n  pprotect log\n  pprotect log dev db-password --json\n  PPROTECT_USER=alice@example.com pprotect log dev"
+    )]
+    Log(audit::LogArgs),
     /// Print a protected file as names and fingerprints (git diff textconv).
     Textconv(git::TextconvArgs),
     /// Check the staged change for plaintext secrets (git pre-commit hook).
@@ -491,6 +500,7 @@ pub fn flags_for(sub: &str) -> &'static [&'static str] {
         "resolve" => with_creds!("file", "json"),
         "pre-commit" => with_creds!(),
         "check-audit-log" | "setup-git" => &["file", "json"],
+        "log" => with_creds!("file", "json"),
         _ => &[],
     }
 }

@@ -305,7 +305,11 @@ fn reverts_exactly(
 /// the child's path: the path of the same blob (a rename), else of a
 /// protected file whose whole audit log the child's keeps (a rename with
 /// changes). `None` when there is none (the file was created here).
-fn renamed_from(repo: &Repo, commit: &gix::Commit<'_>, id: ObjectId) -> Result<Option<String>> {
+pub(crate) fn renamed_from(
+    repo: &Repo,
+    commit: &gix::Commit<'_>,
+    id: ObjectId,
+) -> Result<Option<String>> {
     let r = &repo.repo;
     let parent = commit.id;
     let tree_id = commit
@@ -350,7 +354,7 @@ fn renamed_from(repo: &Repo, commit: &gix::Commit<'_>, id: ObjectId) -> Result<O
     Ok(None)
 }
 
-fn blob_at(commit: &gix::Commit<'_>, path: &str) -> Result<Option<ObjectId>> {
+pub(crate) fn blob_at(commit: &gix::Commit<'_>, path: &str) -> Result<Option<ObjectId>> {
     let tree = commit
         .tree()
         .map_err(|e| Error::git(format!("cannot read the tree of {}", commit.id), e))?;

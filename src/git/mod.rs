@@ -4,6 +4,7 @@
 pub mod baseline;
 pub mod history;
 pub mod keys;
+pub mod log;
 pub mod merge;
 pub mod packread;
 pub mod precommit;

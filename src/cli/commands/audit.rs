@@ -43,6 +43,87 @@ pub struct CheckArgs {
     pub reason: Option<String>,
 }
 
+/// `log`'s arguments.
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// Only this domain's changes.
+    #[arg(value_name = "DOMAIN", add = super::complete::domains())]
+    pub domain: Option<String>,
+    /// Only this secret's changes (with DOMAIN).
+    #[arg(value_name = "SECRET", add = super::complete::secrets())]
+    pub secret: Option<String>,
+}
+
+/// `pprotect log [DOMAIN [SECRET]]`: every commit that changed the
+/// domain, secret, owners or keys, newest first. With an owner's
+/// credentials (flags, environment, passphrase command; a prompt only
+/// with `-u`), whether each re-sealed secret's value changed.
+pub fn log(cli: &Cli, a: &LogArgs) -> Result<(), Fail> {
+    use pprotect::git::log as glog;
+    let (repo, path) = repo_target(cli)?;
+    let t = super::Target::new(cli, true);
+    // A domain or secret removed since is history too: names are not
+    // checked against the current file.
+    let file = t.load()?;
+    let who = if cli.user.is_some() {
+        Some(super::super::creds::get(cli, &file, &t.display)?)
+    } else {
+        match super::super::creds::non_interactive(cli)? {
+            Some(c) => Some(file.unlock(c.name(), c.passphrase())?.ok_or_else(|| {
+                Fail::msg(
+                    1,
+                    "Invalid user email or passphrase. Check credentials and try again.",
+                )
+            })?),
+            None => None,
+        }
+    };
+    let filter = glog::Filter {
+        domain: a.domain.as_deref(),
+        secret: a.secret.as_deref(),
+    };
+    let log = glog::log(&repo, &path, filter, who.as_ref())?;
+    if log.shallow_boundary > 0 {
+        errln(&format!(
+            "note: shallow clone: history before {} boundary commit(s) is not here; fetch it with `git fetch --unshallow`",
+            log.shallow_boundary
+        ));
+    }
+    if log.entries.is_empty()
+        && let Some(d) = &a.domain
+    {
+        let what = match &a.secret {
+            Some(s) => format!("secret {s} of domain {d}"),
+            None => format!("domain {d}"),
+        };
+        errln(&sanitize(&format!("(no commit changed {what})")));
+    }
+    if cli.json {
+        return outln(&glog::to_json(&log));
+    }
+    // Every line sanitized on its own (names and messages come from the
+    // file and from commits).
+    let mut lines: Vec<String> = Vec::new();
+    for e in &log.entries {
+        lines.push(format!(
+            "commit {} {} {}",
+            e.commit,
+            pprotect::ops::format_timestamp(e.time),
+            e.author
+        ));
+        lines.push(format!("    {}", e.summary));
+        for entry in &e.audit {
+            lines.push(format!("    audit: {entry}"));
+        }
+        for c in glog::sorted(&e.changes) {
+            lines.push(format!("    {}", glog::describe(c)));
+        }
+        lines.push(String::new());
+    }
+    let text: String = lines.iter().map(|l| sanitize(l) + "\n").collect();
+    term::out(&text)
+}
+
 /// `pprotect list-audit-log`.
 pub fn list_audit_log(cli: &Cli, t: &Target) -> Result<(), Fail> {
     let f = t.load()?;

@@ -79,7 +79,7 @@ pub fn protected_path_from(file: Option<&Path>, search: bool) -> PathBuf {
 const DEFAULT_FILE: &str = "protected.yaml";
 
 impl Target {
-    fn new(cli: &Cli, search: bool) -> Target {
+    pub fn new(cli: &Cli, search: bool) -> Target {
         let path = protected_path(cli, search);
         let display = path.display().to_string();
         Target {
@@ -252,6 +252,7 @@ fn refuse_unused_flags(cli: &Cli, command: &Command) -> Result<(), Fail> {
             | Command::ListUserSecrets
             | Command::Access
             | Command::CheckAuditLog(_)
+            | Command::Log(_)
             | Command::Resolve(_)
     );
     let allow_env_ok = matches!(command, Command::Exec(_) | Command::DecryptDomain(_));
@@ -361,6 +362,7 @@ pub fn run(cli: Cli) -> Result<(), Fail> {
     let reads_only = matches!(
         command,
         Command::CheckAuditLog(_)
+            | Command::Log(_)
             | Command::DecryptDomain(_)
             | Command::Exec(_)
             | Command::ListAuditLog
@@ -414,6 +416,7 @@ pub fn run(cli: Cli) -> Result<(), Fail> {
         Command::ListAuditLog => audit::list_audit_log(&cli, &t),
         Command::TruncateAuditLog(a) => audit::truncate_audit_log(&cli, &t, a),
         Command::CheckAuditLog(a) => audit::check_audit_log(&cli, a),
+        Command::Log(a) => audit::log(&cli, a),
         Command::Textconv(a) => git::textconv(a),
         Command::PreCommit => git::pre_commit(&cli),
         Command::MergeDriver(a) => git::merge_driver(a),
