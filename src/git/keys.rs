@@ -92,17 +92,8 @@ pub fn key_commits(repo: &Repo, path: &str, pk: &[u8; 32]) -> Vec<KeyCommit> {
         let Ok(commit) = r.find_commit(info.id) else {
             continue;
         };
-        let author = commit
-            .author()
-            .map(|a| format!("{} <{}>", a.name, a.email))
-            .unwrap_or_else(|_| "an unknown author".into());
-        let summary = commit
-            .message_raw_sloppy()
-            .to_string()
-            .lines()
-            .next()
-            .unwrap_or("")
-            .to_string();
+        let author = super::author_of(&commit).unwrap_or_else(|| "an unknown author".into());
+        let summary = super::summary_of(&commit);
         let id = info.id.to_hex_with_len(7).to_string();
         out.push(KeyCommit {
             id,

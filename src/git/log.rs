@@ -452,17 +452,8 @@ pub fn log(repo: &Repo, path: &str, filter: Filter<'_>, who: Option<&Unlocked>) 
         if changes.is_empty() && (filter.domain.is_some() || audit.is_empty()) {
             continue;
         }
-        let author = commit
-            .author()
-            .map(|a| format!("{} <{}>", a.name, a.email))
-            .unwrap_or_default();
-        let summary = commit
-            .message_raw_sloppy()
-            .to_string()
-            .lines()
-            .next()
-            .unwrap_or("")
-            .to_string();
+        let author = super::author_of(&commit).unwrap_or_default();
+        let summary = super::summary_of(&commit);
         out.entries.push(Entry {
             commit: info.id,
             time: commit.time().map(|t| t.seconds).unwrap_or(0),

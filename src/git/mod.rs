@@ -12,3 +12,22 @@ pub mod promisor;
 pub mod repo;
 pub mod setup;
 pub mod textconv;
+
+/// A commit's author as `Name <email>`, if it parses.
+pub(crate) fn author_of(commit: &gix::Commit<'_>) -> Option<String> {
+    commit
+        .author()
+        .ok()
+        .map(|a| format!("{} <{}>", a.name, a.email))
+}
+
+/// The first line of a commit's message.
+pub(crate) fn summary_of(commit: &gix::Commit<'_>) -> String {
+    commit
+        .message_raw_sloppy()
+        .to_string()
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string()
+}

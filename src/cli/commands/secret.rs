@@ -155,8 +155,7 @@ fn read_secret_value(from: &str) -> Result<SecretString, Fail> {
             .read_to_end(&mut buf)
             .map_err(|e| Fail::msg(1, format!("unable to read secret value from stdin: {e}")))?;
     } else {
-        let path = Path::new(from);
-        let mut file = std::fs::File::open(path).map_err(|e| {
+        let fail = |e: std::io::Error| {
             Fail::msg(
                 1,
                 format!(
@@ -165,17 +164,10 @@ fn read_secret_value(from: &str) -> Result<SecretString, Fail> {
                     pprotect::error::strerror(&e)
                 ),
             )
-        })?;
-        file.read_to_end(&mut buf).map_err(|e| {
-            Fail::msg(
-                1,
-                format!(
-                    "unable to read secret value from {}: {}",
-                    py_repr(from),
-                    pprotect::error::strerror(&e)
-                ),
-            )
-        })?;
+        };
+        std::fs::File::open(Path::new(from))
+            .and_then(|mut file| file.read_to_end(&mut buf))
+            .map_err(fail)?;
     }
     let text = String::from_utf8(buf.to_vec()).map_err(|_| {
         Fail::msg(
