@@ -413,6 +413,30 @@ fn help_lists_each_subcommands_own_flags() {
     let o = env.run(&["list-domains", "-h"], "").ok();
     assert!(o.stdout.contains("--json"), "{}", o.stdout);
     assert!(!o.stdout.contains("--user"), "{}", o.stdout);
+    // Every subcommand's help has its usage and an example.
+    let names: Vec<String> = {
+        let o = env.run(&["bogus"], "").code(1);
+        let list = o
+            .stderr
+            .split("choose from: ")
+            .nth(1)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap()
+            .to_string();
+        list.split(", ").map(str::to_string).collect()
+    };
+    assert!(names.len() > 30, "{names:?}");
+    for sub in &names {
+        let o = env.run(&[sub, "-h"], "").ok();
+        assert!(
+            o.stdout.contains(&format!("Usage: pprotect {sub}")),
+            "{sub}: {}",
+            o.stdout
+        );
+        assert!(o.stdout.contains("Example"), "{sub}: {}", o.stdout);
+    }
     let o = env.run(&["add-owner", "-h"], "").ok();
     assert!(o.stdout.contains("[DOMAIN] [EMAIL]"), "{}", o.stdout);
     assert!(

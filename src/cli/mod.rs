@@ -247,9 +247,13 @@ pub enum Command {
     #[command(after_help = "Example:\n  pprotect init alice@example.com --key-type fast")]
     Init(custodian::CustodianArgs),
     /// Print the version.
+    #[command(after_help = "Example:\n  pprotect version")]
     Version,
     /// Print the audit log.
-    #[command(alias = "list_audit_log")]
+    #[command(
+        alias = "list_audit_log",
+        after_help = "Examples:\n  pprotect list-audit-log\n  pprotect list-audit-log --json"
+    )]
     ListAuditLog,
     /// Keep only the KEEP most recent audit-log entries.
     #[command(
@@ -264,7 +268,10 @@ pub enum Command {
     )]
     AddKeyCustodian(custodian::CustodianArgs),
     /// List the domains and secrets the user can read.
-    #[command(alias = "list_user_secrets")]
+    #[command(
+        alias = "list_user_secrets",
+        after_help = "Example:\n  pprotect list-user-secrets -u alice@example.com --json"
+    )]
     ListUserSecrets,
     /// Change a custodian's passphrase.
     #[command(
@@ -297,7 +304,10 @@ pub enum Command {
     )]
     AddOwner(domain::OwnerArgs),
     /// List domains.
-    #[command(alias = "list_domains")]
+    #[command(
+        alias = "list_domains",
+        after_help = "Examples:\n  pprotect list-domains\n  pprotect list-domains --json"
+    )]
     ListDomains,
     /// Rotate a domain's keypair.
     #[command(
@@ -337,7 +347,10 @@ pub enum Command {
     )]
     ListDomainSecrets(secret::DomainNameArg),
     /// List all secret names with their domains.
-    #[command(alias = "list_all_secrets")]
+    #[command(
+        alias = "list_all_secrets",
+        after_help = "Example:\n  pprotect list-all-secrets --json"
+    )]
     ListAllSecrets,
     /// Change a secret's value: from a prompt, `--from-file PATH`, or
     /// `--from-file -` (stdin).
@@ -366,7 +379,10 @@ pub enum Command {
     )]
     Exec(read::ExecArgs),
     /// Three-way merge of protected files (git merge driver).
-    #[command(alias = "merge_driver")]
+    #[command(
+        alias = "merge_driver",
+        after_help = "Example (what `pprotect setup-git` writes into .git/config):\n  pprotect merge-driver %O %A %B %P --marker-size %L"
+    )]
     MergeDriver(git::MergeDriverArgs),
     /// Wire the merge driver, textconv and pre-commit hook into this clone.
     #[command(
@@ -409,9 +425,13 @@ pub enum Command {
     )]
     Log(audit::LogArgs),
     /// Print a protected file as names and fingerprints (git diff textconv).
+    #[command(after_help = "Example:\n  pprotect textconv protected.yaml")]
     Textconv(git::TextconvArgs),
     /// Check the staged change for plaintext secrets (git pre-commit hook).
-    #[command(alias = "pre_commit")]
+    #[command(
+        alias = "pre_commit",
+        after_help = "Example (the hook `pprotect setup-git` installs runs it):\n  pprotect pre-commit"
+    )]
     PreCommit,
     /// Print a shell completion script (it completes subcommands, flags,
     /// flag values and the domain, secret and custodian names of the
