@@ -424,6 +424,7 @@ impl Pipeline {
                     return;
                 }
             };
+            reader.plan(&reads);
             for id in reads {
                 match read_version(&mut reader, id) {
                     Ok(Ok(bytes)) => {

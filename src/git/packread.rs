@@ -72,7 +72,59 @@ impl VersionReader {
     }
 
     /// The contents of blob `id`.
+    /// The pack entries (by pack and data offset) that reading `id`
+    /// decodes: the object and its chain of offset-delta bases (empty when
+    /// it is not packed).
+    fn chain_of(&self, id: &ObjectId) -> Vec<(u32, u64)> {
+        let Some((bundle, offset)) = self.bundles.iter().find_map(|b| {
+            b.index
+                .lookup(id)
+                .map(|i| (b, b.index.pack_offset_at_index(i)))
+        }) else {
+            return Vec::new();
+        };
+        let pack = &bundle.pack;
+        let mut chain = Vec::new();
+        let mut at = offset;
+        while let Ok(entry) = pack.entry(at) {
+            chain.push((pack.id, entry.data_offset));
+            let data::entry::Header::OfsDelta { base_distance } = entry.header else {
+                break;
+            };
+            match entry.checked_base_pack_offset(base_distance) {
+                Some(base) if chain.len() <= MAX_CHAIN => at = base,
+                _ => break,
+            }
+        }
+        chain
+    }
+
+    /// Plan the reads to come, in their order: the cache then keeps a
+    /// decoded entry only while a later read still passes through it, and
+    /// drops it as soon as none does (reading along the delta chains, that
+    /// is a handful of entries instead of a full budget's worth).
+    pub fn plan(&mut self, reads: &[ObjectId]) {
+        let mut wanted: HashMap<(u32, u64), u32> = HashMap::new();
+        for id in reads {
+            for key in self.chain_of(id) {
+                *wanted.entry(key).or_default() += 1;
+            }
+        }
+        self.cache.wanted = Some(wanted);
+    }
+
+    /// A blob's bytes, from the packs or else through gix.
     pub fn read(&mut self, id: ObjectId) -> crate::error::Result<Vec<u8>> {
+        let data = self.read_unplanned(id);
+        if self.cache.wanted.is_some() {
+            for key in self.chain_of(&id) {
+                self.cache.used_once(key);
+            }
+        }
+        data
+    }
+
+    fn read_unplanned(&mut self, id: ObjectId) -> crate::error::Result<Vec<u8>> {
         if let Some(data) = self.read_packed(&id) {
             return Ok(data);
         }
@@ -153,6 +205,9 @@ struct EntryCache {
     used: usize,
     budget: usize,
     clock: u64,
+    /// With a plan: how many reads to come pass through each entry; an
+    /// entry no read will pass through again is not kept.
+    wanted: Option<HashMap<(u32, u64), u32>>,
 }
 
 struct Cached {
@@ -169,11 +224,30 @@ impl EntryCache {
             used: 0,
             budget,
             clock: 0,
+            wanted: None,
         }
     }
 
     fn contains(&self, pack: u32, offset: u64) -> bool {
         self.entries.contains_key(&(pack, offset))
+    }
+
+    /// A planned read passed through `key`: one use fewer; dropped when
+    /// no read to come needs it.
+    fn used_once(&mut self, key: (u32, u64)) {
+        let Some(wanted) = self.wanted.as_mut() else {
+            return;
+        };
+        let Some(n) = wanted.get_mut(&key) else {
+            return;
+        };
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            wanted.remove(&key);
+            if let Some(c) = self.entries.remove(&key) {
+                self.used -= c.data.len();
+            }
+        }
     }
 }
 
@@ -187,6 +261,11 @@ impl DecodeEntry for EntryCache {
         compressed_size: usize,
     ) {
         if data.len() > self.budget || self.contains(pack_id, offset) {
+            return;
+        }
+        if let Some(wanted) = &self.wanted
+            && !wanted.contains_key(&(pack_id, offset))
+        {
             return;
         }
         while self.used + data.len() > self.budget {
