@@ -192,6 +192,24 @@ fn partial_clones_fetch_what_they_need_in_one_batch() {
     );
 }
 
+/// `pprotect log` in a partial clone gets what it reads from the promisor
+/// remote in batches, as check-audit-log does.
+#[test]
+fn log_works_in_partial_clones() {
+    let origin = origin();
+    let env = Env::new();
+    for filter in ["blob:none", "tree:0"] {
+        let name = format!("log-{}", filter.replace(':', "-"));
+        let dir = clone(&env, &origin, &name, &[&format!("--filter={filter}")]);
+        let o = run_in(&env, &dir, &["log", "dev", "--json"]);
+        assert_eq!(o.code, 0, "{filter}: {o:#?}");
+        let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+        // The six additions and the initial commit.
+        assert_eq!(v.as_array().unwrap().len(), 7, "{filter}: {v:#}");
+        assert_eq!(v[0]["summary"], "add k5", "{filter}: {v:#}");
+    }
+}
+
 /// Commit `f`'s text as it is, with dates.
 fn commit_at(env: &Env, msg: &str, when: i64) {
     let date = format!("@{when} +0000");

@@ -364,41 +364,59 @@ pub fn log(repo: &Repo, path: &str, filter: Filter<'_>, who: Option<&Unlocked>) 
         .flatten()
         .map(|s| s.iter().copied().collect())
         .unwrap_or_default();
-    let walk = r
-        .rev_walk([head])
-        .all()
-        .map_err(|e| Error::git("cannot walk history", e))?;
-    let mut versions = Versions {
-        repo,
-        parsed: HashMap::new(),
+    let walk = || -> Result<Vec<ObjectId>> {
+        r.rev_walk([head])
+            .all()
+            .map_err(|e| Error::git("cannot walk history", e))?
+            .map(|info| {
+                info.map(|i| i.id)
+                    .map_err(|e| Error::git("cannot walk history", e))
+            })
+            .collect()
     };
-    let mut values = Values {
-        who,
-        keys: HashMap::new(),
-        opened: HashMap::new(),
-    };
+    let commits = walk()?;
+    // A partial clone: the trees come from the promisor remote in one
+    // batch first, the versions of the file in another below.
+    let partial = super::promisor::promisor_remote(repo).is_some();
+    if partial {
+        let trees: Vec<ObjectId> = commits
+            .iter()
+            .filter_map(|id| r.find_commit(*id).ok()?.tree_id().ok().map(|t| t.detach()))
+            .collect();
+        super::promisor::ensure(repo, &trees, "trees")?;
+    }
+    // Pass 1: each commit's version of the file and its parents', by
+    // blob id (following renames), without reading them.
+    struct Step {
+        id: ObjectId,
+        time: i64,
+        author: String,
+        summary: String,
+        here: String,
+        blob: Option<ObjectId>,
+        sides: Vec<(Option<ObjectId>, String)>,
+    }
+    let mut steps = Vec::new();
     let mut path_of: HashMap<ObjectId, String> = HashMap::new();
-    let mut out = Log::default();
-    for info in walk {
-        let info = info.map_err(|e| Error::git("cannot walk history", e))?;
+    let mut shallow_boundary = 0;
+    for id in commits {
         let commit = r
-            .find_commit(info.id)
-            .map_err(|e| Error::git(format!("cannot read commit {}", info.id), e))?;
+            .find_commit(id)
+            .map_err(|e| Error::git(format!("cannot read commit {id}"), e))?;
         let here = path_of
-            .get(&info.id)
+            .get(&id)
             .cloned()
             .unwrap_or_else(|| path.to_string());
         let blob = super::history::blob_at(&commit, &here)?;
-        let parents: Vec<ObjectId> = commit.parent_ids().map(|p| p.detach()).collect();
-        if shallow.contains(&info.id) {
-            out.shallow_boundary += 1;
+        if shallow.contains(&id) {
+            shallow_boundary += 1;
             continue;
         }
         // Each parent's file: at this path, else where it was renamed from.
         let mut sides = Vec::new();
-        for pid in &parents {
+        for pid in commit.parent_ids().map(|p| p.detach()) {
             let parent = r
-                .find_commit(*pid)
+                .find_commit(pid)
                 .map_err(|e| Error::git(format!("cannot read commit {pid}"), e))?;
             let mut ppath = here.clone();
             let mut pblob = super::history::blob_at(&parent, &ppath)?;
@@ -409,7 +427,7 @@ pub fn log(repo: &Repo, path: &str, filter: Filter<'_>, who: Option<&Unlocked>) 
                 pblob = super::history::blob_at(&parent, &old)?;
                 ppath = old;
             }
-            path_of.entry(*pid).or_insert_with(|| ppath.clone());
+            path_of.entry(pid).or_insert_with(|| ppath.clone());
             sides.push((pblob, ppath));
         }
         if sides.is_empty() {
@@ -418,12 +436,47 @@ pub fn log(repo: &Repo, path: &str, filter: Filter<'_>, who: Option<&Unlocked>) 
         if sides.iter().any(|(b, p)| *b == blob && *p == here) {
             continue;
         }
-        let new = versions.get(blob)?.cloned();
+        steps.push(Step {
+            id,
+            time: commit.time().map(|t| t.seconds).unwrap_or(0),
+            author: super::author_of(&commit).unwrap_or_default(),
+            summary: super::summary_of(&commit),
+            here,
+            blob,
+            sides,
+        });
+    }
+    if partial {
+        let mut blobs: Vec<ObjectId> = steps
+            .iter()
+            .flat_map(|s| std::iter::once(s.blob).chain(s.sides.iter().map(|(b, _)| *b)))
+            .flatten()
+            .collect();
+        blobs.sort();
+        blobs.dedup();
+        super::promisor::ensure(repo, &blobs, "versions of the protected file")?;
+    }
+    // Pass 2: what each commit changed.
+    let mut versions = Versions {
+        repo,
+        parsed: HashMap::new(),
+    };
+    let mut values = Values {
+        who,
+        keys: HashMap::new(),
+        opened: HashMap::new(),
+    };
+    let mut out = Log {
+        shallow_boundary,
+        ..Log::default()
+    };
+    for step in steps {
+        let new = versions.get(step.blob)?.cloned();
         let mut per_parent = Vec::new();
-        for (pblob, ppath) in &sides {
+        for (pblob, ppath) in &step.sides {
             let old = versions.get(*pblob)?.cloned();
             let mut changes = diff(old.as_ref(), new.as_ref(), &mut values);
-            if *ppath != here && pblob.is_some() && blob.is_some() {
+            if *ppath != step.here && pblob.is_some() && step.blob.is_some() {
                 changes.insert(
                     0,
                     Change {
@@ -452,14 +505,12 @@ pub fn log(repo: &Repo, path: &str, filter: Filter<'_>, who: Option<&Unlocked>) 
         if changes.is_empty() && (filter.domain.is_some() || audit.is_empty()) {
             continue;
         }
-        let author = super::author_of(&commit).unwrap_or_default();
-        let summary = super::summary_of(&commit);
         out.entries.push(Entry {
-            commit: info.id,
-            time: commit.time().map(|t| t.seconds).unwrap_or(0),
-            author,
-            summary,
-            path: here,
+            commit: step.id,
+            time: step.time,
+            author: step.author,
+            summary: step.summary,
+            path: step.here,
             audit,
             changes,
         });
