@@ -519,7 +519,8 @@ pub fn flags_for(sub: &str) -> &'static [&'static str] {
         "edit" | "import" => with_creds!("file", "confirm"),
         "resolve" => with_creds!("file", "json"),
         "pre-commit" => with_creds!(),
-        "check-audit-log" | "setup-git" => &["file", "json"],
+        "check-audit-log" => &["file", "json"],
+        "setup-git" => &["file"],
         "log" => with_creds!("file", "json"),
         _ => &[],
     }

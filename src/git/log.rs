@@ -7,6 +7,7 @@
 //! module.
 
 use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
 
 use gix::ObjectId;
 use sha2::{Digest, Sha256};
@@ -330,20 +331,21 @@ fn added_entries(old: Option<&ProtectedFile>, new: Option<&ProtectedFile>) -> Ve
 /// Parsed versions by blob, read once each.
 struct Versions<'r> {
     repo: &'r Repo,
-    parsed: HashMap<ObjectId, Option<ProtectedFile>>,
+    parsed: HashMap<ObjectId, Option<Rc<ProtectedFile>>>,
 }
 
 impl Versions<'_> {
-    fn get(&mut self, id: Option<ObjectId>) -> Result<Option<&ProtectedFile>> {
+    fn get(&mut self, id: Option<ObjectId>) -> Result<Option<Rc<ProtectedFile>>> {
         let Some(id) = id else { return Ok(None) };
-        if !self.parsed.contains_key(&id) {
-            let file = match self.repo.blob_bounded(id, crate::codec::MAX_FILE_BYTES)? {
-                Some(bytes) => ProtectedFile::from_bytes(&bytes).ok(),
-                None => None,
-            };
-            self.parsed.insert(id, file);
+        if let Some(file) = self.parsed.get(&id) {
+            return Ok(file.clone());
         }
-        Ok(self.parsed[&id].as_ref())
+        let file = match self.repo.blob_bounded(id, crate::codec::MAX_FILE_BYTES)? {
+            Some(bytes) => ProtectedFile::from_bytes(&bytes).ok().map(Rc::new),
+            None => None,
+        };
+        self.parsed.insert(id, file.clone());
+        Ok(file)
     }
 }
 
@@ -397,17 +399,18 @@ pub fn log(repo: &Repo, path: &str, filter: Filter<'_>, who: Option<&Unlocked>) 
         sides: Vec<(Option<ObjectId>, String)>,
     }
     let mut steps = Vec::new();
-    let mut path_of: HashMap<ObjectId, String> = HashMap::new();
+    // The file's path in a commit as its first-visited child saw it, and
+    // its blob there (looked up once, as that child's parent).
+    let mut path_of: HashMap<ObjectId, (String, Option<ObjectId>)> = HashMap::new();
     let mut shallow_boundary = 0;
     for id in commits {
         let commit = r
             .find_commit(id)
             .map_err(|e| Error::git(format!("cannot read commit {id}"), e))?;
-        let here = path_of
-            .get(&id)
-            .cloned()
-            .unwrap_or_else(|| path.to_string());
-        let blob = super::history::blob_at(&commit, &here)?;
+        let (here, blob) = match path_of.remove(&id) {
+            Some(known) => known,
+            None => (path.to_string(), super::history::blob_at(&commit, path)?),
+        };
         if shallow.contains(&id) {
             shallow_boundary += 1;
             continue;
@@ -427,7 +430,7 @@ pub fn log(repo: &Repo, path: &str, filter: Filter<'_>, who: Option<&Unlocked>) 
                 pblob = super::history::blob_at(&parent, &old)?;
                 ppath = old;
             }
-            path_of.entry(pid).or_insert_with(|| ppath.clone());
+            path_of.entry(pid).or_insert_with(|| (ppath.clone(), pblob));
             sides.push((pblob, ppath));
         }
         if sides.is_empty() {
@@ -471,11 +474,11 @@ pub fn log(repo: &Repo, path: &str, filter: Filter<'_>, who: Option<&Unlocked>) 
         ..Log::default()
     };
     for step in steps {
-        let new = versions.get(step.blob)?.cloned();
+        let new = versions.get(step.blob)?;
         let mut per_parent = Vec::new();
         for (pblob, ppath) in &step.sides {
-            let old = versions.get(*pblob)?.cloned();
-            let mut changes = diff(old.as_ref(), new.as_ref(), &mut values);
+            let old = versions.get(*pblob)?;
+            let mut changes = diff(old.as_deref(), new.as_deref(), &mut values);
             if *ppath != step.here && pblob.is_some() && step.blob.is_some() {
                 changes.insert(
                     0,
@@ -487,7 +490,7 @@ pub fn log(repo: &Repo, path: &str, filter: Filter<'_>, who: Option<&Unlocked>) 
                     },
                 );
             }
-            let audit = added_entries(old.as_ref(), new.as_ref());
+            let audit = added_entries(old.as_deref(), new.as_deref());
             per_parent.push((changes, audit));
         }
         // A merge: what differs from every parent.

@@ -63,18 +63,19 @@ pub fn log(cli: &Cli, a: &LogArgs) -> Result<(), Fail> {
     let (repo, path) = repo_target(cli)?;
     let t = super::Target::new(cli, true);
     // A domain or secret removed since is history too: names are not
-    // checked against the current file.
-    let file = t.load()?;
+    // checked against the current file, which is read only for the
+    // credentials.
+    use super::super::creds;
     let who = if cli.user.is_some() {
-        Some(super::super::creds::get(cli, &file, &t.display)?)
+        Some(creds::get(cli, &t.load()?, &t.display)?)
     } else {
-        match super::super::creds::non_interactive(cli)? {
-            Some(c) => Some(file.unlock(c.name(), c.passphrase())?.ok_or_else(|| {
-                Fail::msg(
-                    1,
-                    "Invalid user email or passphrase. Check credentials and try again.",
-                )
-            })?),
+        match creds::non_interactive(cli)? {
+            Some(c) => Some(creds::verify_plain(
+                &t.load()?,
+                c.name().to_string(),
+                c.passphrase().clone(),
+                false,
+            )?),
             None => None,
         }
     };

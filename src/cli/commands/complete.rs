@@ -13,29 +13,24 @@ use pprotect::ProtectedFile;
 /// The environment variable that turns a run into a completion request.
 pub const VAR: &str = "PPROTECT_COMPLETE";
 
-/// Flags that take a value (so the word after them is no positional).
-const VALUE_FLAGS: &[&str] = &[
-    "--file",
-    "-u",
-    "--user",
-    "--passphrase-file",
-    "--passphrase-cmd",
-    "--key-type",
-    "--output-format",
-    "--secret",
-    "--domain",
-    "--secret-name",
-    "--from-file",
-    "--prefix",
-    "--allow-env",
-    "--env-prefix",
-    "--format",
-    "--range",
-    "--skew",
-    "--accept",
-    "--reason",
-    "--dir",
-];
+/// The flags that take a value (so the word after them is no
+/// positional), read from the command definitions.
+fn value_flags() -> Vec<String> {
+    let mut cmd = <super::super::Cli as clap::CommandFactory>::command();
+    cmd.build();
+    let mut flags = Vec::new();
+    let mut add = |c: &clap::Command| {
+        for a in c.get_arguments().filter(|a| a.get_action().takes_values()) {
+            flags.extend(a.get_long().map(|l| format!("--{l}")));
+            flags.extend(a.get_short().map(|s| format!("-{s}")));
+        }
+    };
+    add(&cmd);
+    for sub in cmd.get_subcommands() {
+        add(sub);
+    }
+    flags
+}
 
 /// The words of the command line being completed (after the `--` the
 /// shell integration passes), without the program name and the word under
@@ -66,6 +61,7 @@ fn flag_value(words: &[String], flag: &str) -> Option<String> {
 
 /// The positional words after the subcommand.
 fn positionals(words: &[String]) -> Vec<String> {
+    let value_flags = value_flags();
     let mut out = Vec::new();
     let mut skip = false;
     let mut seen_command = false;
@@ -78,7 +74,7 @@ fn positionals(words: &[String]) -> Vec<String> {
             break;
         }
         if w.starts_with('-') {
-            skip = VALUE_FLAGS.contains(&w.as_str());
+            skip = value_flags.iter().any(|f| f == w);
             continue;
         }
         if seen_command {

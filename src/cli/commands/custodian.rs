@@ -50,10 +50,10 @@ fn add(
     let kt = key_type(cli)?;
     outln("Adding new key custodian.")?;
     let name = or_prompt(a.email.clone(), "User email: ")?;
-    existing
-        .cloned()
-        .unwrap_or_else(ProtectedFile::create)
-        .check_add_key_custodian(&name)?;
+    match existing {
+        Some(f) => f.check_add_key_custodian(&name)?,
+        None => ProtectedFile::create().check_add_key_custodian(&name)?,
+    }
     let (pass, key_type) = if kt == Some("raw") {
         let pass = crypto::generate_raw_passphrase();
         if !show_raw_key_and_confirm(&pass)? {

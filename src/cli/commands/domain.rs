@@ -6,7 +6,7 @@ use pprotect::json;
 
 use super::super::term::{self, errln, outln, sanitize};
 use super::super::{Cli, Fail, creds};
-use super::{Target, commit, given, one_domain, or_prompt};
+use super::{Target, commit, domain_given, or_prompt, owner_of};
 
 /// A domain named on the command line (or with `--domain`; else asked for).
 #[derive(Debug, Args)]
@@ -35,11 +35,6 @@ pub struct MigrateArgs {
     pub email: Option<String>,
 }
 
-/// The domain from the argument or `--domain`, if given.
-fn domain_given(cli: &Cli, arg: Option<&str>) -> Result<Option<String>, Fail> {
-    given(arg, one_domain(cli)?, "--domain")
-}
-
 /// `pprotect add-domain [DOMAIN]`: a named domain is checked before the
 /// passphrase is asked for. (Prompted, the questions come in
 /// pocket_protector's order: credentials, then the domain.)
@@ -55,24 +50,6 @@ pub fn add_domain(cli: &Cli, t: &Target, a: &DomainArgs) -> Result<(), Fail> {
     commit(cli, t, Some(&who), |f| f.add_domain(&domain, &who))
 }
 
-/// Credentials for a change to `domain` when it was named: the domain
-/// exists and the user owns it, checked before the key is derived.
-fn owner_of(
-    cli: &Cli,
-    t: &Target,
-    f: &pprotect::ProtectedFile,
-    domain: Option<&str>,
-) -> Result<pprotect::ops::Unlocked, Fail> {
-    if let Some(d) = domain {
-        f.domain(d)?;
-    }
-    let pending = creds::gather(cli, &t.display)?;
-    if let Some(d) = domain {
-        f.check_owner(d, pending.user())?;
-    }
-    pending.verify(f)
-}
-
 /// `pprotect rm-domain [DOMAIN]`.
 pub fn rm_domain(cli: &Cli, t: &Target, a: &DomainArgs) -> Result<(), Fail> {
     t.load_for_write()?;
@@ -85,7 +62,7 @@ pub fn rm_domain(cli: &Cli, t: &Target, a: &DomainArgs) -> Result<(), Fail> {
 pub fn rotate(cli: &Cli, t: &Target, a: &DomainArgs) -> Result<(), Fail> {
     let f = t.load_for_write()?;
     let named = domain_given(cli, a.domain.as_deref())?;
-    let who = owner_of(cli, t, &f, named.as_deref())?;
+    let who = owner_of(cli, t, &f, named.as_deref().as_slice())?;
     let domain = or_prompt(named, "Domain name: ")?;
     commit(cli, t, Some(&who), |f| f.rotate_domain_key(&domain, &who))
 }
@@ -99,7 +76,7 @@ pub fn add_owner(cli: &Cli, t: &Target, a: &OwnerArgs) -> Result<(), Fail> {
     if let (Some(d), Some(e)) = (&named, &a.email) {
         f.check_add_owner(d, e)?;
     }
-    let who = owner_of(cli, t, &f, named.as_deref())?;
+    let who = owner_of(cli, t, &f, named.as_deref().as_slice())?;
     outln("Adding domain owner.")?;
     let domain = or_prompt(named, "Domain name: ")?;
     let new_owner = or_prompt(a.email.clone(), "New owner email: ")?;

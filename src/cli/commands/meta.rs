@@ -181,16 +181,23 @@ fn page(cmd: &clap::Command, main: bool, subs: &[String]) -> Result<Vec<u8>, Fai
     Ok(w)
 }
 
-/// Every page: `("pprotect", main)`, then `("pprotect-<cmd>", page)`.
-fn pages() -> Result<Vec<(String, Vec<u8>)>, Fail> {
+/// The pages named (`None`: the main one), each as `("pprotect", main)`
+/// or `("pprotect-<cmd>", page)`, from one build of the definitions.
+fn pages(only: Option<&str>, all: bool) -> Result<Vec<(String, Vec<u8>)>, Fail> {
     let mut cmd = Cli::command();
     cmd.build();
     let subs: Vec<String> = cmd
         .get_subcommands()
         .map(|s| s.get_name().to_string())
         .collect();
-    let mut out = vec![("pprotect".to_string(), page(&cmd, true, &subs)?)];
+    let mut out = Vec::new();
+    if all || only.is_none() {
+        out.push(("pprotect".to_string(), page(&cmd, true, &subs)?));
+    }
     for sub in cmd.get_subcommands() {
+        if !all && only != Some(sub.get_name()) {
+            continue;
+        }
         let name = format!("pprotect-{}", sub.get_name());
         let scoped = super::super::scoped(sub)
             .name(&name)
@@ -202,8 +209,8 @@ fn pages() -> Result<Vec<(String, Vec<u8>)>, Fail> {
 
 /// `pprotect man [COMMAND] [--dir DIR]`.
 pub fn man(a: &ManArgs) -> Result<(), Fail> {
-    let all = pages()?;
     if let Some(dir) = &a.dir {
+        let all = pages(None, true)?;
         std::fs::create_dir_all(dir).map_err(|e| pprotect::Error::io("cannot create", dir, &e))?;
         for (name, text) in &all {
             let path = dir.join(format!("{name}.1"));
@@ -216,24 +223,21 @@ pub fn man(a: &ManArgs) -> Result<(), Fail> {
             dir.display()
         ));
     }
-    let want = match &a.command {
-        None => "pprotect".to_string(),
-        Some(c) => {
-            let cmd = Cli::command();
-            let Some(sub) = cmd.find_subcommand(c) else {
+    // An alias (`decrypt_domain`) names its subcommand's page.
+    let only = match &a.command {
+        None => None,
+        Some(c) => match Cli::command().find_subcommand(c) {
+            Some(sub) => Some(sub.get_name().to_string()),
+            None => {
                 return Err(Fail::msg(
                     1,
                     format!("no subcommand {c}: `pprotect man` lists them"),
                 ));
-            };
-            format!("pprotect-{}", sub.get_name())
-        }
+            }
+        },
     };
-    let (_, text) = all
-        .iter()
-        .find(|(n, _)| *n == want)
-        .ok_or_else(|| Fail::msg(1, format!("no man page {want}")))?;
-    out(&String::from_utf8_lossy(text))
+    let page = pages(only.as_deref(), false)?;
+    out(&String::from_utf8_lossy(&page[0].1))
 }
 
 /// `pprotect completions SHELL`: the script that asks pprotect for

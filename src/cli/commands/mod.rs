@@ -242,31 +242,21 @@ fn show_raw_key_and_confirm(pass: &str) -> Result<bool, Fail> {
 /// pprotect's own flags are refused where they mean nothing (every flag
 /// pocket_protector has stays accepted everywhere, as it is there): a
 /// silently ignored `--json` or `--allow-env` hides a mistake.
-fn refuse_unused_flags(cli: &Cli, command: &Command) -> Result<(), Fail> {
-    let json_ok = matches!(
-        command,
-        Command::ListAuditLog
-            | Command::ListDomains
-            | Command::ListDomainSecrets(_)
-            | Command::ListAllSecrets
-            | Command::ListUserSecrets
-            | Command::Access
-            | Command::CheckAuditLog(_)
-            | Command::Log(_)
-            | Command::Resolve(_)
-    );
-    let allow_env_ok = matches!(command, Command::Exec(_) | Command::DecryptDomain(_));
-    let name = super::subcommand_in_args().unwrap_or_else(|| "this subcommand".to_string());
+fn refuse_unused_flags(cli: &Cli) -> Result<(), Fail> {
+    let Some(name) = super::subcommand_in_args() else {
+        return Ok(());
+    };
+    let uses = super::flags_for(&name);
     let refuse = |flag: &str| {
         Err(Fail::msg(
             1,
             format!("{flag} does nothing for {name}; run `pprotect {name} -h` for its flags"),
         ))
     };
-    if cli.json && !json_ok {
+    if cli.json && !uses.contains(&"json") {
         return refuse("--json");
     }
-    if !cli.allow_env.is_empty() && !allow_env_ok {
+    if !cli.allow_env.is_empty() && !uses.contains(&"allow_env") {
         return refuse("--allow-env");
     }
     Ok(())
@@ -321,16 +311,33 @@ fn or_prompt(v: Option<String>, label: &str) -> Result<String, Fail> {
     }
 }
 
-/// The one `--domain` of a command that takes one (`exec` takes several).
-fn one_domain(cli: &Cli) -> Result<Option<&str>, Fail> {
-    match cli.domain.as_slice() {
-        [] => Ok(None),
-        [d] => Ok(Some(d.as_str())),
-        _ => Err(Fail::msg(
-            1,
-            "--domain given more than once; only exec takes several",
-        )),
+/// The one `--domain` of a command that takes one (`exec` takes several;
+/// `run` refuses a second one for every other command).
+fn one_domain(cli: &Cli) -> Option<&str> {
+    cli.domain.first().map(String::as_str)
+}
+
+/// The domain from the argument or `--domain`, if given.
+fn domain_given(cli: &Cli, arg: Option<&str>) -> Result<Option<String>, Fail> {
+    given(arg, one_domain(cli), "--domain")
+}
+
+/// Credentials of an owner of every domain in `domains`: the domains and
+/// the ownership are checked before the key is derived.
+fn owner_of(
+    cli: &Cli,
+    t: &Target,
+    f: &ProtectedFile,
+    domains: &[&str],
+) -> Result<pprotect::ops::Unlocked, Fail> {
+    for d in domains {
+        f.domain(d)?;
     }
+    let pending = creds::gather(cli, &t.display)?;
+    for d in domains {
+        f.check_owner(d, pending.user())?;
+    }
+    pending.verify(f)
 }
 
 /// What `run` prints for `version`, `--version` and `-V`.
@@ -353,9 +360,12 @@ pub fn run(cli: Cli) -> Result<(), Fail> {
         out(super::HELP)?;
         return Err(Fail::msg(1, "pprotect: expected a subcommand"));
     };
-    refuse_unused_flags(&cli, command)?;
+    refuse_unused_flags(&cli)?;
     if cli.domain.len() > 1 && !matches!(command, Command::Exec(_)) {
-        one_domain(&cli)?;
+        return Err(Fail::msg(
+            1,
+            "--domain given more than once; only exec takes several",
+        ));
     }
     // Where merging is irrelevant, the hint is noise off a terminal (CI):
     // it is only for people who will merge in this clone.

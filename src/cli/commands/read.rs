@@ -8,9 +8,9 @@ use pprotect::ops::{DecryptedDomain, py_repr};
 use secrecy::SecretString;
 
 use super::super::term::{self, out};
-use super::super::{Cli, Fail, creds, exec};
-use super::Target;
+use super::super::{Cli, Fail, exec};
 use super::secret::required_domain;
+use super::{Target, owner_of};
 
 /// `decrypt-domain`'s arguments.
 #[derive(Debug, Args)]
@@ -29,24 +29,6 @@ pub struct ExecArgs {
     /// The command and its arguments, after `--`.
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<String>,
-}
-
-/// Credentials of an owner of every domain in `domains`: the domains and
-/// the ownership are checked before the key is derived.
-fn owner_of_all(
-    cli: &Cli,
-    t: &Target,
-    f: &pprotect::ProtectedFile,
-    domains: &[String],
-) -> Result<pprotect::ops::Unlocked, Fail> {
-    for d in domains {
-        f.domain(d)?;
-    }
-    let pending = creds::gather(cli, &t.display)?;
-    for d in domains {
-        f.check_owner(d, pending.user())?;
-    }
-    pending.verify(f)
 }
 
 /// `pprotect exec [DOMAIN] [--domain D]... -- COMMAND...`: the secrets of
@@ -70,7 +52,8 @@ pub fn exec(cli: &Cli, t: &Target, a: &ExecArgs) -> Result<(), Fail> {
         ));
     }
     let f = t.load()?;
-    let who = owner_of_all(cli, t, &f, &domains)?;
+    let names: Vec<&str> = domains.iter().map(String::as_str).collect();
+    let who = owner_of(cli, t, &f, &names)?;
     let mut secrets = DecryptedDomain::new();
     for d in &domains {
         secrets.extend(f.decrypt_domain(d, &who)?);
@@ -120,7 +103,7 @@ pub fn decrypt_domain(cli: &Cli, t: &Target, a: &DecryptArgs) -> Result<(), Fail
             ),
         ));
     }
-    let who = owner_of_all(cli, t, &f, &[domain.to_string()])?;
+    let who = owner_of(cli, t, &f, &[domain])?;
     let secrets = f.decrypt_domain(domain, &who)?;
     let selected: Vec<(&str, &SecretString)> = match secret {
         Some(s) => vec![(s, &secrets[s])],

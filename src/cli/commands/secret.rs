@@ -10,7 +10,7 @@ use secrecy::SecretString;
 
 use super::super::term::{errln, outln, prompt, sanitize};
 use super::super::{Cli, Fail};
-use super::{Target, commit, given, one_domain, or_prompt};
+use super::{Target, commit, domain_given, given, or_prompt};
 
 /// A domain and a secret named on the command line (or with `--domain`
 /// and `--secret-name`; else asked for).
@@ -44,7 +44,7 @@ pub enum Change {
 /// The domain from the argument or `--domain`, else an error naming the
 /// usage (pocket_protector's "too few arguments").
 pub(super) fn required_domain(cli: &Cli, arg: Option<&str>, command: &str) -> Result<String, Fail> {
-    given(arg, one_domain(cli)?, "--domain")?.ok_or_else(|| {
+    domain_given(cli, arg)?.ok_or_else(|| {
         Fail::msg(
             1,
             format!("pprotect {command}: too few arguments, expected a DOMAIN (pprotect {command} DOMAIN)"),
@@ -60,10 +60,7 @@ pub fn change(cli: &Cli, t: &Target, a: &SecretArgs, change: Change) -> Result<(
         Change::Update => "Updating secret value.",
         Change::Add => "Adding secret value.",
     })?;
-    let domain = or_prompt(
-        given(a.domain.as_deref(), one_domain(cli)?, "--domain")?,
-        "Domain name: ",
-    )?;
+    let domain = or_prompt(domain_given(cli, a.domain.as_deref())?, "Domain name: ")?;
     f.domain(&domain)?;
     let name = or_prompt(
         given(
@@ -92,10 +89,7 @@ pub fn rm_secret(cli: &Cli, t: &Target, a: &SecretArgs) -> Result<(), Fail> {
     t.load_for_write()?;
     // pocket_protector's header for this command.
     outln("Updating secret value.")?;
-    let domain = or_prompt(
-        given(a.domain.as_deref(), one_domain(cli)?, "--domain")?,
-        "Domain name: ",
-    )?;
+    let domain = or_prompt(domain_given(cli, a.domain.as_deref())?, "Domain name: ")?;
     let name = or_prompt(
         given(
             a.secret.as_deref(),
