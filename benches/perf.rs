@@ -101,6 +101,10 @@ fn main() {
     if std::env::var("PPROTECT_BENCH_KEEP").is_ok() {
         println!("files in {}", d.display());
     }
+    if only.as_deref() == Some("agent") {
+        agent_bench(d, reps);
+        return;
+    }
     if only.as_deref() == Some("hostile") {
         hostile_bench(d, reps);
         return;
@@ -365,6 +369,8 @@ fn main() {
             );
         }
     }
+
+    agent_bench(d, reps);
 
     // --- History ------------------------------------------------------
     history_bench(d, if quick { &[1_000] } else { &[1_000, 10_000] });
@@ -748,4 +754,111 @@ fn history_run(d: &Path, commits: usize) {
         ours_gc.0.as_secs_f64() / theirs_gc.0.as_secs_f64(),
         secs(recheck)
     );
+}
+
+/// The agent: `decrypt-domain` and `exec` with a `hard` custodian as whole
+/// processes, deriving the key each time against asking the unlocked
+/// agent; and 100 consecutive commands after one `unlock`, with the number
+/// of key derivations they made (counted from the trace, which logs each).
+fn agent_bench(d: &Path, reps: usize) {
+    println!("\n## The agent: a hard custodian, whole processes\n");
+    let file = d.join("agent.yaml");
+    let mut f = ProtectedFile::create();
+    let hard = SecretString::from(HARD_PASS.to_string());
+    f.add_key_custodian("hard@example.com", &hard, KeyType::Hard)
+        .unwrap();
+    let who = f.unlock("hard@example.com", &hard).unwrap().unwrap();
+    f.add_domain("prod", &who).unwrap();
+    for s in 0..20 {
+        f.add_secret(
+            "prod",
+            &format!("s{s}"),
+            &SecretString::from(format!("v{s}")),
+        )
+        .unwrap();
+    }
+    std::fs::write(&file, f.to_yaml_string()).unwrap();
+    let fp = file.to_str().unwrap();
+    let run = d.join("run");
+    std::fs::create_dir_all(&run).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
+    let run_s = run.to_str().unwrap();
+    let derive_env = [
+        ("XDG_RUNTIME_DIR", run_s),
+        ("PPROTECT_USER", "hard@example.com"),
+        ("PPROTECT_PASSPHRASE", HARD_PASS),
+    ];
+    let agent_env = [
+        ("XDG_RUNTIME_DIR", run_s),
+        ("PPROTECT_USER", "hard@example.com"),
+        ("PPROTECT_PASSPHRASE", ""),
+    ];
+    let dec = ["decrypt-domain", "--file", fp, "prod"];
+    let exe = ["exec", "--file", fp, "prod", "--", "true"];
+    // Unlock once (one derivation), timed.
+    let t = Instant::now();
+    let o = cmd(
+        BIN,
+        d,
+        &["unlock", "--file", fp, "--ttl", "30m"],
+        &derive_env,
+    )
+    .output()
+    .unwrap();
+    let unlock = t.elapsed();
+    assert!(
+        o.status.success(),
+        "unlock: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let mut lines: Vec<(&str, Duration, Duration)> = Vec::new();
+    for (label, args) in [("decrypt-domain", &dec[..]), ("exec -- true", &exe[..])] {
+        let derived = time(
+            reps,
+            || {},
+            || {
+                let mut c = cmd(BIN, d, args, &derive_env);
+                c.arg("--no-agent");
+                c
+            },
+        );
+        let agent = time(reps * 4, || {}, || cmd(BIN, d, args, &agent_env));
+        lines.push((label, derived, agent));
+    }
+    println!("| command | deriving (--no-agent) | through the agent | speed-up |");
+    println!("|---|---|---|---|");
+    for (label, derived, agent) in &lines {
+        println!(
+            "| {label} | {} | {:.1} ms | {:.0}x |",
+            secs(*derived),
+            agent.as_secs_f64() * 1e3,
+            derived.as_secs_f64() / agent.as_secs_f64()
+        );
+    }
+    // 100 consecutive commands: time in all, and derivations counted from
+    // the trace (`-v` logs "verifying credentials" before each).
+    let t = Instant::now();
+    let mut derivations = 0;
+    for _ in 0..100 {
+        let mut c = cmd(BIN, d, &dec, &agent_env);
+        c.arg("-v");
+        let o = c.output().unwrap();
+        assert!(o.status.success());
+        derivations += String::from_utf8_lossy(&o.stderr)
+            .matches("verifying credentials")
+            .count();
+    }
+    let hundred = t.elapsed();
+    println!(
+        "\n`unlock` (one derivation): {}; then 100 consecutive decrypt-domain: {} in all ({:.1} ms each), {} derivation(s) among them: {} in all with the unlock.",
+        secs(unlock),
+        secs(hundred),
+        hundred.as_secs_f64() * 10.0,
+        derivations,
+        derivations + 1
+    );
+    let _ = cmd(BIN, d, &["lock"], &agent_env).output();
 }

@@ -24,6 +24,8 @@ pub enum ErrorKind {
     Io,
     /// A git repository could not be read or configured.
     Git,
+    /// The agent could not be reached, started or trusted.
+    Agent,
 }
 
 /// An error from the pprotect library.
@@ -97,6 +99,15 @@ impl Error {
             kind: ErrorKind::Git,
             line: None,
             message: format!("{what}: {err}"),
+        }
+    }
+
+    /// An agent failure.
+    pub fn agent(message: impl Into<String>) -> Self {
+        Error {
+            kind: ErrorKind::Agent,
+            line: None,
+            message: message.into(),
         }
     }
 

@@ -1,4 +1,5 @@
-// `unsafe` only in `crypto::sodium`, the libsodium FFI call.
+// `unsafe` only in `crypto::sodium`, the libsodium FFI call, and in
+// `agent`, locking the key memory (mlock).
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 //! # pprotect
@@ -34,6 +35,8 @@
 //! [`Creds::from_env`] reads `PPROTECT_USER` and `PPROTECT_PASSPHRASE` (or
 //! another prefix) as the command-line tool does.
 
+#[cfg(unix)]
+pub mod agent;
 pub mod api;
 pub mod audit;
 pub mod codec;

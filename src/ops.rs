@@ -18,15 +18,61 @@ use crate::model::{
     Domain, ProtectedFile, domain_name_problem, is_valid_custodian_name, is_valid_secret_name,
 };
 
-/// A custodian whose credentials were verified, holding their derived key.
+/// A custodian whose credentials were verified, holding their derived key
+/// (or, through the agent, a handle to the key the agent holds).
 #[derive(Debug)]
 pub struct Unlocked {
     name: String,
-    key: SecretKey,
+    key: Opener,
     pwdkm: Pwdkm,
 }
 
+/// What opens entries sealed to a custodian.
+#[derive(Debug)]
+enum Opener {
+    /// The key, derived in this process.
+    Key(SecretKey),
+    /// The agent, which holds the key and opens owner entries with it.
+    #[cfg(unix)]
+    Agent(crate::agent::Client),
+}
+
 impl Unlocked {
+    /// A custodian whose key the agent holds (matched by name and public
+    /// key before this is made).
+    #[cfg(unix)]
+    pub(crate) fn through_agent(name: &str, pwdkm: Pwdkm, agent: crate::agent::Client) -> Unlocked {
+        Unlocked {
+            name: name.to_string(),
+            key: Opener::Agent(agent),
+            pwdkm,
+        }
+    }
+
+    /// Whether the key is the agent's (no derivation happened here).
+    pub fn is_from_agent(&self) -> bool {
+        !matches!(self.key, Opener::Key(_))
+    }
+
+    /// The key's bytes, when it was derived in this process (to hand to
+    /// the agent).
+    #[cfg(unix)]
+    pub(crate) fn key_bytes(&self) -> Option<zeroize::Zeroizing<[u8; crypto::KEY_SIZE]>> {
+        match &self.key {
+            Opener::Key(k) => Some(k.to_bytes()),
+            Opener::Agent(_) => None,
+        }
+    }
+
+    /// Open an entry sealed to this custodian.
+    fn unseal(&self, sealed: &[u8]) -> Option<zeroize::Zeroizing<Vec<u8>>> {
+        match &self.key {
+            Opener::Key(k) => k.unseal(sealed),
+            #[cfg(unix)]
+            Opener::Agent(a) => a.open(&self.name, &self.pwdkm.public_key, sealed),
+        }
+    }
+
     /// The custodian's name.
     pub fn name(&self) -> &str {
         &self.name
@@ -176,7 +222,7 @@ impl ProtectedFile {
         }
         Ok(Some(Unlocked {
             name: name.to_string(),
-            key,
+            key: Opener::Key(key),
             pwdkm: pwdkm.clone(),
         }))
     }
@@ -402,7 +448,7 @@ impl ProtectedFile {
                 who.name
             )));
         };
-        let bytes = who.key.unseal(sealed).ok_or_else(|| {
+        let bytes = who.unseal(sealed).ok_or_else(|| {
             Error::decrypt(format!(
                 "the key of domain {domain} sealed to {} does not open with their key",
                 who.name
@@ -627,7 +673,7 @@ fn last_owner(owner: &str, domain: &str) -> Error {
 /// Open a domain private key sealed to `who` (an owner entry), checking
 /// nothing else; `None` when it does not open or has the wrong length.
 pub fn open_sealed_key(who: &Unlocked, sealed: &[u8]) -> Option<SecretKey> {
-    let bytes = who.key.unseal(sealed)?;
+    let bytes = who.unseal(sealed)?;
     let arr: [u8; crypto::KEY_SIZE] = bytes[..].try_into().ok()?;
     Some(SecretKey::from_bytes(arr))
 }

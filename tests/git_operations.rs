@@ -273,6 +273,7 @@ fn pull_rebase_between_two_clones() {
     let mut other = Env::new();
     other.vars = env.vars.clone();
     std::fs::remove_dir(other.path().join("home")).unwrap();
+    std::fs::remove_dir(other.path().join("run")).unwrap();
     let o = other.git(&["clone", "-q", remote.to_str().unwrap(), "."]);
     assert_eq!(o.code, 0, "{o:#?}");
     other.git(&["config", "commit.gpgsign", "false"]).ok();

@@ -2,6 +2,7 @@
 
 mod harness;
 
+mod agent;
 mod cli;
 mod codec_differential;
 mod compat_fixtures;

@@ -38,19 +38,108 @@ const TRIES: usize = 3;
 /// Credentials gathered (flags, environment, prompts, a passphrase
 /// command) but not yet verified: the command checks names and structure
 /// before the one key derivation.
-pub struct Pending(Sourced);
+pub struct Pending(Inner);
+
+enum Inner {
+    /// A user and passphrase, to derive from.
+    Given(Sourced),
+    /// A custodian whose key the agent holds (no derivation).
+    Agent(Unlocked),
+}
 
 impl Pending {
     /// The user the credentials name (empty when none was given).
     pub fn user(&self) -> &str {
-        &self.0.user
+        match &self.0 {
+            Inner::Given(s) => &s.user,
+            Inner::Agent(u) => u.name(),
+        }
     }
 
     /// Verify against `file` (one key derivation; up to three passphrases
-    /// when typed at a terminal).
+    /// when typed at a terminal). The agent's key was matched against
+    /// `file` when it was found.
     pub fn verify(self, file: &ProtectedFile) -> Result<Unlocked, Fail> {
-        verify(file, self.0)
+        match self.0 {
+            Inner::Given(s) => verify(file, s),
+            Inner::Agent(u) => Ok(u),
+        }
     }
+}
+
+/// Whether `PPROTECT_AGENT` turns the agent off (`0`, `false`, `no`, `off`).
+pub fn agent_disabled_by_env() -> bool {
+    matches!(
+        std::env::var("PPROTECT_AGENT").as_deref(),
+        Ok("0" | "false" | "no" | "off")
+    )
+}
+
+/// The agent, unless bypassed (`--no-agent`, `PPROTECT_AGENT=0`).
+#[cfg(unix)]
+pub fn agent(cli: &Cli) -> Option<pprotect::agent::Client> {
+    (!cli.no_agent && !agent_disabled_by_env()).then(pprotect::agent::Client::new)
+}
+
+/// The custodian of `file` whose key the agent holds: `user` when given,
+/// else the only one it holds for this file. A problem with the agent is
+/// a warning: the command goes on without it.
+#[cfg(unix)]
+pub fn from_agent(cli: &Cli, file: &ProtectedFile, user: Option<&str>) -> Option<Unlocked> {
+    let agent = agent(cli)?;
+    let warn = |e: pprotect::Error| {
+        term::errln(&format!("pprotect: warning: {e}; not using the agent"));
+    };
+    let held = agent.holds(file, user).map_err(warn).ok()?;
+    let name = match (user, held.as_slice()) {
+        (Some(u), _) => held.iter().find(|n| *n == u)?.clone(),
+        (None, [one]) => one.clone(),
+        _ => return None,
+    };
+    agent.unlocked(file, &name).map_err(warn).ok()?
+}
+
+/// The keys the merge driver and the pre-commit hook use without
+/// prompting: `creds` when given, else the agent's key for `user` (or for
+/// the one custodian of the file it holds).
+pub fn keyring<'c>(
+    no_agent: bool,
+    creds: Option<&'c pprotect::Creds>,
+    user: Option<String>,
+) -> Option<pprotect::git::merge::Keyring<'c>> {
+    if let Some(c) = creds {
+        return Some(pprotect::git::merge::Keyring::new(c));
+    }
+    if no_agent || agent_disabled_by_env() {
+        return None;
+    }
+    #[cfg(unix)]
+    {
+        Some(pprotect::git::merge::Keyring::from_agent(
+            user.filter(|u| !u.is_empty()),
+            pprotect::agent::Client::new(),
+        ))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = user;
+        None
+    }
+}
+
+/// The user named by `--user` or `<PREFIX>_USER` (unless `--ignore-env`).
+pub fn named_user(cli: &Cli) -> Option<String> {
+    cli.user.clone().or_else(|| {
+        (!cli.ignore_env)
+            .then(|| std::env::var(format!("{}_USER", cli.env_prefix)).ok())
+            .flatten()
+    })
+}
+
+/// Without the agent (not a Unix system), nothing is held.
+#[cfg(not(unix))]
+pub fn from_agent(_cli: &Cli, _file: &ProtectedFile, _user: Option<&str>) -> Option<Unlocked> {
+    None
 }
 
 /// Absolute, lexically normalized path (Python's `os.path.abspath`).
@@ -69,14 +158,38 @@ pub fn abspath(p: &Path) -> std::path::PathBuf {
     out
 }
 
-/// Resolve credentials and verify them against `file` (one key derivation).
+/// Resolve credentials and verify them against `file` (one key derivation,
+/// or none when the agent holds the key).
 pub fn get(cli: &Cli, file: &ProtectedFile, display_path: &str) -> Result<Unlocked, Fail> {
-    gather(cli, display_path)?.verify(file)
+    gather(cli, file, display_path)?.verify(file)
 }
 
 /// Resolve credentials (prompting for what is missing) without verifying
-/// them.
-pub fn gather(cli: &Cli, display_path: &str) -> Result<Pending, Fail> {
+/// them. With no passphrase given (flag, environment, passphrase command),
+/// the agent is asked first for a custodian of `file` it holds.
+pub fn gather(cli: &Cli, file: &ProtectedFile, display_path: &str) -> Result<Pending, Fail> {
+    gather_opts(cli, file, display_path, None, true)
+}
+
+/// Resolve credentials for `user` (instead of `--user`) and derive the
+/// key in this process, never asking the agent (what `unlock` does).
+#[cfg_attr(not(unix), allow(dead_code))]
+pub fn derive_here(
+    cli: &Cli,
+    file: &ProtectedFile,
+    display_path: &str,
+    user: Option<String>,
+) -> Result<Unlocked, Fail> {
+    gather_opts(cli, file, display_path, user, false)?.verify(file)
+}
+
+fn gather_opts(
+    cli: &Cli,
+    file: &ProtectedFile,
+    display_path: &str,
+    user_arg: Option<String>,
+    agent_allowed: bool,
+) -> Result<Pending, Fail> {
     let interactive = !cli.non_interactive;
     let check_env = !cli.ignore_env;
     if !interactive && !check_env && cli.passphrase_file.is_none() {
@@ -87,7 +200,7 @@ pub fn gather(cli: &Cli, display_path: &str) -> Result<Pending, Fail> {
     }
     let user_var = format!("{}_USER", cli.env_prefix);
     let pass_var = format!("{}_PASSPHRASE", cli.env_prefix);
-    let mut user = cli.user.clone();
+    let mut user = user_arg.or_else(|| cli.user.clone());
     let mut user_source = "from argument".to_string();
     let mut typed = false;
     let mut pass: Option<SecretString> = None;
@@ -119,6 +232,13 @@ pub fn gather(cli: &Cli, display_path: &str) -> Result<Pending, Fail> {
             pass = None;
         }
     }
+    // No passphrase was given: the agent, if it holds the key.
+    let from_agent_ok = agent_allowed
+        && cmd.is_none()
+        && pass.as_ref().is_none_or(|p| p.expose_secret().is_empty());
+    if from_agent_ok && let Some(u) = from_agent(cli, file, user.as_deref()) {
+        return Ok(Pending(Inner::Agent(u)));
+    }
     if interactive {
         match (&user, &pass) {
             (None, _) => term::errln(&format!("Verify credentials for {display_path}")),
@@ -128,7 +248,11 @@ pub fn gather(cli: &Cli, display_path: &str) -> Result<Pending, Fail> {
             _ => {}
         }
         if user.is_none() {
-            user = Some(term::prompt("User email: ")?);
+            let typed = term::prompt("User email: ")?;
+            if from_agent_ok && let Some(u) = from_agent(cli, file, Some(&typed)) {
+                return Ok(Pending(Inner::Agent(u)));
+            }
+            user = Some(typed);
             user_source = prompt_source();
         }
         if pass.is_none() && cmd.is_none() {
@@ -142,13 +266,13 @@ pub fn gather(cli: &Cli, display_path: &str) -> Result<Pending, Fail> {
         pass = Some(run_passphrase_command(&command, &who)?);
         pass_source = Some(format!("from passphrase command from {source}"));
     }
-    Ok(Pending(Sourced {
+    Ok(Pending(Inner::Given(Sourced {
         user: user.unwrap_or_default(),
         user_source: Some(user_source),
         pass: pass.unwrap_or_else(|| SecretString::from(String::new())),
         pass_source,
         typed,
-    }))
+    })))
 }
 
 /// Read a passphrase file (stripped, as pocket_protector does). Errors

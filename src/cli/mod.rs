@@ -6,7 +6,7 @@ pub mod creds;
 pub mod exec;
 pub mod term;
 
-use commands::{audit, custodian, domain, git, meta, read, secret, workflows};
+use commands::{agent, audit, custodian, domain, git, meta, read, secret, workflows};
 
 use std::path::PathBuf;
 
@@ -33,7 +33,7 @@ impl From<pprotect::Error> for Fail {
     fn from(e: pprotect::Error) -> Fail {
         use pprotect::ErrorKind as K;
         let code = match e.kind() {
-            K::Io | K::Git => 2,
+            K::Io | K::Git | K::Agent => 2,
             _ => 1,
         };
         Fail::Msg(code, e.to_string())
@@ -116,6 +116,12 @@ Subcommands:
                         (git diff textconv)
     pre-commit          check the staged change for plaintext secrets
 
+  Agent (unlock once):
+    unlock [EMAIL]      derive your key once and hand it to the agent
+                        (--ttl DURATION, default 15m, at most 8h)
+    lock                wipe every key and stop the agent
+    agent status        the unlocked custodians and their time left (--json)
+
   completions           print a shell completion script (bash, zsh, fish)
   man                   print the man page (roff): pprotect man | man -l -
 
@@ -143,6 +149,8 @@ Flags:
   --allow-env NAME      let a secret take a refused env var name (exec,
                         decrypt-domain env/shell); repeatable
   --env-prefix P        credential env var prefix (default PPROTECT)
+  --no-agent            derive the key here, without asking the agent
+                        (also PPROTECT_AGENT=0)
   --json                machine-readable output for list-* commands
   -v, --verbose         trace to stderr (never secrets)
   -h, --help            show this help message and exit
@@ -227,6 +235,10 @@ pub struct Cli {
         default_value = "PPROTECT"
     )]
     pub env_prefix: String,
+    /// Derive the key in this process instead of asking the agent (also
+    /// `PPROTECT_AGENT=0`).
+    #[arg(long, global = true)]
+    pub no_agent: bool,
     /// JSON output for list commands.
     #[arg(long, global = true)]
     pub json: bool,
@@ -440,6 +452,19 @@ pub enum Command {
         after_help = "Examples:\n  pprotect completions bash > ~/.local/share/bash-completion/completions/pprotect\n  echo 'source <(pprotect completions zsh)' >> ~/.zshrc"
     )]
     Completions(meta::CompletionsArgs),
+    /// Derive your key once and hand it to the agent, which keeps it for
+    /// --ttl (default 15m) so commands need no passphrase.
+    #[command(
+        after_help = "Examples:\n  pprotect unlock alice@example.com\n  pprotect unlock --ttl 1h\n  pprotect decrypt-domain dev     # asks the agent, no passphrase"
+    )]
+    Unlock(agent::UnlockArgs),
+    /// Wipe every key the agent holds and stop it.
+    #[command(after_help = "Example:\n  pprotect lock")]
+    Lock,
+    /// The agent: `status` lists unlocked custodians and their time left;
+    /// `serve` runs it in the foreground (unlock starts it on demand).
+    #[command(after_help = "Examples:\n  pprotect agent status\n  pprotect agent status --json")]
+    Agent(agent::AgentArgs),
 }
 
 /// The arguments before `--` (after it they belong to exec's command).
@@ -468,17 +493,18 @@ pub fn subcommand_in_args() -> Option<String> {
 /// accepted everywhere, as pocket_protector accepts them; a subcommand's
 /// help and man page list only these). `-h` and `-v` are always listed.
 pub fn flags_for(sub: &str) -> &'static [&'static str] {
-    const CREDS: [&str; 6] = [
+    const CREDS: [&str; 7] = [
         "user",
         "passphrase_file",
         "passphrase_cmd",
         "non_interactive",
         "ignore_env",
         "env_prefix",
+        "no_agent",
     ];
     macro_rules! with_creds {
         ($($f:literal),*) => {{
-            const F: &[&str] = &[$($f,)* CREDS[0], CREDS[1], CREDS[2], CREDS[3], CREDS[4], CREDS[5]];
+            const F: &[&str] = &[$($f,)* CREDS[0], CREDS[1], CREDS[2], CREDS[3], CREDS[4], CREDS[5], CREDS[6]];
             F
         }};
     }
@@ -522,6 +548,16 @@ pub fn flags_for(sub: &str) -> &'static [&'static str] {
         "check-audit-log" => &["file", "json"],
         "setup-git" => &["file"],
         "log" => with_creds!("file", "json"),
+        "unlock" => &[
+            "file",
+            "user",
+            "passphrase_file",
+            "passphrase_cmd",
+            "non_interactive",
+            "ignore_env",
+            "env_prefix",
+        ],
+        "agent" | "status" => &["json"],
         _ => &[],
     }
 }

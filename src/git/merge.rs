@@ -191,6 +191,9 @@ struct State<'a> {
 pub struct Keyring<'c> {
     name: String,
     creds: Option<&'c Creds>,
+    /// The agent, which opens entries with the keys it holds.
+    #[cfg(unix)]
+    agent: Option<crate::agent::Client>,
     unlocked: Vec<(Pwdkm, Option<crate::ops::Unlocked>)>,
 }
 
@@ -200,8 +203,51 @@ impl<'c> Keyring<'c> {
         Keyring {
             name: creds.name().to_string(),
             creds: Some(creds),
+            #[cfg(unix)]
+            agent: None,
             unlocked: Vec::new(),
         }
+    }
+
+    /// Keys the agent holds, for custodian `name`; with no name, the one
+    /// custodian of the file it is settled on (see [`Keyring::settle`])
+    /// whose key the agent holds.
+    #[cfg(unix)]
+    pub fn from_agent(name: Option<String>, agent: crate::agent::Client) -> Keyring<'static> {
+        Keyring {
+            name: name.unwrap_or_default(),
+            creds: None,
+            agent: Some(agent),
+            unlocked: Vec::new(),
+        }
+    }
+
+    /// Fix the owner's name from `file` when none was given: the one
+    /// custodian of `file` whose key the agent holds. `false` when there
+    /// is no such single custodian (the keyring is then of no use).
+    ///
+    /// Keys from the agent are of use only for a file whose key for the
+    /// owner the agent holds (name and public key); without it the
+    /// keyring is `false` here, so the merge goes on as without
+    /// credentials.
+    pub fn settle(&mut self, file: &ProtectedFile) -> bool {
+        #[cfg(unix)]
+        if self.creds.is_none()
+            && let Some(agent) = &self.agent
+        {
+            let want = (!self.name.is_empty()).then_some(self.name.as_str());
+            let held = agent.holds(file, want).unwrap_or_default();
+            return match (want, held.as_slice()) {
+                (Some(_), [_, ..]) => true,
+                (None, [one]) => {
+                    self.name = one.clone();
+                    true
+                }
+                _ => false,
+            };
+        }
+        let _ = file;
+        !self.name.is_empty()
     }
 
     /// Keys from a custodian already unlocked (no further derivation).
@@ -209,6 +255,8 @@ impl<'c> Keyring<'c> {
         Keyring {
             name: who.name().to_string(),
             creds: None,
+            #[cfg(unix)]
+            agent: None,
             unlocked: vec![(who.pwdkm().clone(), Some(who))],
         }
     }
@@ -219,13 +267,23 @@ impl<'c> Keyring<'c> {
     }
 
     /// The merging owner, unlocked against `file`'s key material for them.
-    fn who(&mut self, file: &ProtectedFile) -> Option<&crate::ops::Unlocked> {
+    pub(crate) fn who(&mut self, file: &ProtectedFile) -> Option<&crate::ops::Unlocked> {
         let pwdkm = file.custodians.get(&self.name)?;
         let i = match self.unlocked.iter().position(|(p, _)| p == pwdkm) {
             Some(i) => i,
             None => {
-                let creds = self.creds?;
-                let u = file.unlock(creds.name(), creds.passphrase()).ok().flatten();
+                let u = match self.creds {
+                    Some(creds) => file.unlock(creds.name(), creds.passphrase()).ok().flatten(),
+                    #[cfg(unix)]
+                    None => self
+                        .agent
+                        .as_ref()?
+                        .unlocked(file, &self.name)
+                        .ok()
+                        .flatten(),
+                    #[cfg(not(unix))]
+                    None => return None,
+                };
                 self.unlocked.push((pwdkm.clone(), u));
                 self.unlocked.len() - 1
             }
@@ -367,8 +425,13 @@ pub fn merge_opts<'c>(
     base: &'c ProtectedFile,
     ours: &'c ProtectedFile,
     theirs: &'c ProtectedFile,
-    opts: Options<'c>,
+    mut opts: Options<'c>,
 ) -> Merged {
+    if let Some(k) = opts.keys.as_mut()
+        && !k.settle(ours)
+    {
+        opts.keys = None;
+    }
     let actor = opts
         .keys
         .as_ref()
@@ -1681,7 +1744,7 @@ pub fn merge_bytes(
     base: &[u8],
     ours: &[u8],
     theirs: &[u8],
-    creds: Option<&Creds>,
+    keys: Option<Keyring<'_>>,
     marker_size: usize,
     single_parent: bool,
 ) -> Result<Merged> {
@@ -1701,14 +1764,17 @@ pub fn merge_bytes(
         (join(b), join(o), t)
     });
     let (b, o, t) = (b?, o?, t?);
-    Ok(merge_with(
+    Ok(merge_opts(
         &b,
         &o,
         &t,
-        creds,
-        marker_size,
-        &[],
-        single_parent,
+        Options {
+            keys,
+            marker_size,
+            choices: Vec::new(),
+            single_parent,
+            trust: Vec::new(),
+        },
     ))
 }
 

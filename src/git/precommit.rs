@@ -21,8 +21,8 @@ use base64::Engine as _;
 use secrecy::ExposeSecret;
 
 use super::repo::{Repo, path_matches};
-use crate::api::Creds;
 use crate::error::Result;
+use crate::git::merge::Keyring;
 use crate::model::ProtectedFile;
 
 /// Marker that exempts a line from the search.
@@ -101,7 +101,7 @@ fn added_lines(old: Option<&[u8]>, new: &[u8]) -> Vec<(usize, String)> {
 
 /// Check the staged change of `repo`. `creds` enables the search for
 /// decrypted values.
-pub fn check(repo: &Repo, creds: Option<&Creds>) -> Result<Report> {
+pub fn check(repo: &Repo, keys: Option<Keyring<'_>>) -> Result<Report> {
     let mut report = Report::default();
     let patterns = repo.protected_patterns();
     let allow = repo.config_strings("pprotect.allow");
@@ -191,8 +191,8 @@ pub fn check(repo: &Repo, creds: Option<&Creds>) -> Result<Report> {
 
     // Unlocking costs a key derivation: only when there is something new.
     let anything = !others.is_empty();
-    if let Some(creds) = creds.filter(|_| anything) {
-        search_values(&protected, &others, creds, &mut report);
+    if let Some(mut keys) = keys.filter(|_| anything) {
+        search_values(&protected, &others, &mut keys, &mut report);
     }
     search_dumps(&protected, &others, &mut report);
     Ok(report)
@@ -414,27 +414,24 @@ fn line_of(bytes: &[u8], offset: usize) -> usize {
 fn search_values(
     protected: &[(String, ProtectedFile)],
     others: &[Staged],
-    creds: &Creds,
+    keys: &mut Keyring<'_>,
     report: &mut Report,
 ) {
     let mut patterns: Vec<zeroize::Zeroizing<Vec<u8>>> = Vec::new();
     let mut labels: Vec<(String, String, &'static str)> = Vec::new();
     for (path, file) in protected {
-        if !file.custodians.contains_key(creds.name()) {
+        if !keys.settle(file) || !file.custodians.contains_key(keys.name()) {
             continue;
         }
-        let who = match file.unlock(creds.name(), creds.passphrase()) {
-            Ok(Some(w)) => w,
-            Ok(None) | Err(_) => {
-                report.warnings.push(format!(
-                    "credentials for {} do not open {path}; searching for decrypted values skipped there",
-                    creds.name()
-                ));
-                continue;
-            }
+        let name = keys.name().to_string();
+        let Some(who) = keys.who(file) else {
+            report.warnings.push(format!(
+                "credentials for {name} do not open {path}; searching for decrypted values skipped there"
+            ));
+            continue;
         };
-        for domain in file.owned_domains(creds.name()) {
-            let Ok(values) = file.decrypt_domain(domain, &who) else {
+        for domain in file.owned_domains(&name) {
+            let Ok(values) = file.decrypt_domain(domain, who) else {
                 report.warnings.push(format!(
                     "domain {domain} of {path} does not decrypt; skipped"
                 ));

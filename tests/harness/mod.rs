@@ -53,6 +53,15 @@ impl Env {
     pub fn new() -> Env {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("home")).unwrap();
+        // A private runtime directory: the agent's socket of this test
+        // only (never the user's own agent).
+        let run = dir.path().join("run");
+        std::fs::create_dir(&run).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o700)).unwrap();
+        }
         let vars = vec![
             ("HOME".into(), dir.path().join("home").display().to_string()),
             // The built binary first, so git finds `pprotect` for hooks,
@@ -66,6 +75,7 @@ impl Env {
                 ),
             ),
             ("LANG".into(), "C.UTF-8".into()),
+            ("XDG_RUNTIME_DIR".into(), run.display().to_string()),
             ("GIT_CONFIG_NOSYSTEM".into(), "1".into()),
             ("GIT_CONFIG_GLOBAL".into(), "/dev/null".into()),
             ("GIT_AUTHOR_NAME".into(), "Test".into()),

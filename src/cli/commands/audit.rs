@@ -76,7 +76,11 @@ pub fn log(cli: &Cli, a: &LogArgs) -> Result<(), Fail> {
                 c.passphrase().clone(),
                 false,
             )?),
-            None => None,
+            // An owner who unlocked: the agent's key, never a prompt.
+            None => t
+                .load()
+                .ok()
+                .and_then(|f| creds::from_agent(cli, &f, creds::named_user(cli).as_deref())),
         }
     };
     let filter = glog::Filter {

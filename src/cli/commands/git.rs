@@ -80,8 +80,9 @@ pub struct TextconvArgs {
 }
 
 /// `pprotect merge-driver O A B [P]`.
-pub fn merge_driver(a: &MergeDriverArgs) -> Result<(), Fail> {
+pub fn merge_driver(cli: &Cli, a: &MergeDriverArgs) -> Result<(), Fail> {
     merge_files(
+        cli.no_agent,
         &a.base,
         &a.current,
         &a.other,
@@ -120,7 +121,8 @@ pub fn pre_commit(cli: &Cli) -> Result<(), Fail> {
     let cwd = std::env::current_dir().map_err(|e| Fail::msg(2, e.to_string()))?;
     let repo = pprotect::git::repo::Repo::discover(&cwd)?;
     let creds = creds::non_interactive(cli)?;
-    let report = pprotect::git::precommit::check(&repo, creds.as_ref())?;
+    let keys = creds::keyring(cli.no_agent, creds.as_ref(), creds::named_user(cli));
+    let report = pprotect::git::precommit::check(&repo, keys)?;
     for w in &report.warnings {
         errln(&format!("pprotect pre-commit: warning: {}", sanitize(w)));
     }
@@ -142,6 +144,7 @@ pub fn pre_commit(cli: &Cli) -> Result<(), Fail> {
 }
 
 fn merge_files(
+    no_agent: bool,
     base: &Path,
     current: &Path,
     other: &Path,
@@ -152,30 +155,30 @@ fn merge_files(
     let read = |p: &Path| store::read_bounded(p);
     let (b, o, t) = (read(base)?, read(current)?, read(other)?);
     let creds = pprotect::git::merge::env_creds();
+    let prefix = std::env::var("PPROTECT_ENV_PREFIX").unwrap_or_else(|_| "PPROTECT".into());
+    let keys = creds::keyring(
+        no_agent,
+        creds.as_ref(),
+        std::env::var(format!("{prefix}_USER")).ok(),
+    );
     let git_dir = std::env::current_dir()
         .ok()
         .and_then(|d| pprotect::git::repo::Repo::discover(&d).ok())
         .map(|r| r.git_dir());
     let single_parent = !pprotect::git::merge::git_is_merging(git_dir.as_deref());
-    let merged = match pprotect::git::merge::merge_bytes(
-        &b,
-        &o,
-        &t,
-        creds.as_ref(),
-        marker_size,
-        single_parent,
-    ) {
-        Ok(m) => m,
-        Err(e) => {
-            // Leave %A as it is: git reports an ordinary conflict.
-            errln(&format!(
-                "pprotect merge-driver: cannot merge {}: {}",
-                sanitize(label),
-                sanitize(&e.to_string())
-            ));
-            return Err(Fail::Quiet(1));
-        }
-    };
+    let merged =
+        match pprotect::git::merge::merge_bytes(&b, &o, &t, keys, marker_size, single_parent) {
+            Ok(m) => m,
+            Err(e) => {
+                // Leave %A as it is: git reports an ordinary conflict.
+                errln(&format!(
+                    "pprotect merge-driver: cannot merge {}: {}",
+                    sanitize(label),
+                    sanitize(&e.to_string())
+                ));
+                return Err(Fail::Quiet(1));
+            }
+        };
     for note in &merged.notes {
         errln(&format!(
             "pprotect merge-driver: {}: {}",
@@ -435,7 +438,8 @@ fn resolve_with(
     let keys = match (&creds, reseal) {
         (Some(c), _) => Some(Keyring::new(c)),
         (None, Some(_)) => Some(Keyring::from_unlocked(creds::get(cli, &o, &shown)?)),
-        (None, None) => None,
+        (None, None) => creds::from_agent(cli, &o, creds::named_user(cli).as_deref())
+            .map(Keyring::from_unlocked),
     };
     let keys = if let Some(yes) = reseal {
         let probe = merge::merge_opts(

@@ -56,6 +56,14 @@ const ENVIRONMENT: &[(&str, &str)] = &[
         "The prefix of the credential variables instead of PPROTECT (as --env-prefix).",
     ),
     (
+        "PPROTECT_AGENT",
+        "0, false, no or off: never ask the agent for a key (as --no-agent).",
+    ),
+    (
+        "XDG_RUNTIME_DIR",
+        "Where the agent's socket lives (pprotect/agent.sock); else a private directory in the temporary directory.",
+    ),
+    (
         "PPROTECT_TRUST_KDF_PARAMS",
         "1, true or yes: accept stored key-derivation costs beyond the usual bounds.",
     ),

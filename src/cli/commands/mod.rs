@@ -4,6 +4,7 @@
 //! what they share: the protected file being worked on, the locked write,
 //! and the dispatch.
 
+pub mod agent;
 pub mod audit;
 pub mod complete;
 pub mod custodian;
@@ -333,7 +334,7 @@ fn owner_of(
     for d in domains {
         f.domain(d)?;
     }
-    let pending = creds::gather(cli, &t.display)?;
+    let pending = creds::gather(cli, f, &t.display)?;
     for d in domains {
         f.check_owner(d, pending.user())?;
     }
@@ -429,7 +430,10 @@ pub fn run(cli: Cli) -> Result<(), Fail> {
         Command::Log(a) => audit::log(&cli, a),
         Command::Textconv(a) => git::textconv(a),
         Command::PreCommit => git::pre_commit(&cli),
-        Command::MergeDriver(a) => git::merge_driver(a),
+        Command::MergeDriver(a) => git::merge_driver(&cli, a),
+        Command::Unlock(a) => agent::unlock(&cli, &t, a),
+        Command::Lock => agent::lock(),
+        Command::Agent(a) => agent::agent(&cli, a),
         Command::SetupGit(a) => git::setup_git(&cli, a),
         Command::Resolve(a) => git::resolve(&cli, a),
     }

@@ -397,7 +397,7 @@ pub fn edit(cli: &Cli, t: &Target, a: &EditArgs) -> Result<(), Fail> {
     let (domain, yes) = (a.domain.as_str(), a.yes);
     let f = t.load_for_write()?;
     f.domain(domain)?;
-    let pending = creds::gather(cli, &t.display)?;
+    let pending = creds::gather(cli, &f, &t.display)?;
     f.check_owner(domain, pending.user())?;
     let who = pending.verify(&f)?;
     let before = f.decrypt_domain(domain, &who)?;
