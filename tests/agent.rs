@@ -385,3 +385,25 @@ fn the_agent_holds_no_passphrase_and_locks_its_memory() {
     }
     env.run(&["lock"], "").ok();
 }
+
+/// A logout removes `$XDG_RUNTIME_DIR`: the agent notices its socket is
+/// gone, wipes its keys and exits. Reads /proc: Linux only.
+#[cfg(target_os = "linux")]
+#[test]
+fn the_agent_exits_when_its_socket_is_removed() {
+    let env = repo();
+    unlock(&env, A, "pw-a", "5m").ok();
+    let o = env.run(&["agent", "status", "--json"], "").ok();
+    let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    let pid = v["pid"].as_u64().expect("the agent's pid");
+    assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
+    std::fs::remove_dir_all(socket_dir(&env)).unwrap();
+    let gone = (0..50).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        // Exited (reaped by init, or a zombie whose parent is gone).
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .map(|s| s.contains("State:\tZ"))
+            .unwrap_or(true)
+    });
+    assert!(gone, "the agent {pid} still runs without its socket");
+}
