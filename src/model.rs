@@ -17,6 +17,7 @@
 //! ```
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::codec::{self, Node, Yaml};
 use crate::crypto::{self, KEY_SIZE, Pwdkm, SEAL_OVERHEAD};
@@ -25,8 +26,10 @@ use crate::error::{Error, Result};
 /// A whole protected file.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProtectedFile {
-    /// Domains by name.
-    pub domains: BTreeMap<String, Domain>,
+    /// Domains by name. Shared: versions of a file read from history
+    /// share the domains they have in common (and compare them by
+    /// pointer first); change one through [`Arc::make_mut`].
+    pub domains: BTreeMap<String, Arc<Domain>>,
     /// Key custodians by name.
     pub custodians: BTreeMap<String, Pwdkm>,
     /// The audit log, oldest first.
@@ -180,60 +183,16 @@ impl ProtectedFile {
         let mut seen_log = false;
         let trust = trust_kdf_params();
         for (key, line, value) in entries {
-            match key.as_str() {
-                KEY_CUSTODIANS => {
+            match top_entry(key, *line, value, trust)? {
+                TopEntry::Custodians(c) => {
                     seen_custodians = true;
-                    for (name, nline, data) in expect_map(value, || "key-custodians".into())? {
-                        if !is_valid_custodian_name(name) {
-                            return Err(Error::invalid(
-                                Some(*nline),
-                                "key custodian name is empty or contains control characters".into(),
-                            ));
-                        }
-                        let what = Named("key custodian", name);
-                        let fields = expect_map(data, || what.to_string())?;
-                        let mut pwdkm = None;
-                        for (field, fline, fval) in fields {
-                            if field != "pwdkm" {
-                                return Err(Error::invalid(
-                                    Some(*fline),
-                                    format!("unexpected key {field:?} in {what}"),
-                                ));
-                            }
-                            let s = expect_str(fval, || format!("pwdkm of {what}"))?;
-                            pwdkm = Some(Pwdkm::parse(s, trust).map_err(|e| {
-                                Error::invalid(Some(fval.line()), format!("custodian {name:?} {e}"))
-                            })?);
-                        }
-                        let pwdkm = pwdkm.ok_or_else(|| {
-                            Error::invalid(Some(data.line()), format!("{what} has no pwdkm"))
-                        })?;
-                        custodians.push((name.clone(), pwdkm));
-                    }
+                    custodians.extend(c.iter().cloned());
                 }
-                AUDIT_LOG => {
+                TopEntry::Log(l) => {
                     seen_log = true;
-                    let Yaml::Seq { items, .. } = value else {
-                        return Err(Error::invalid(
-                            Some(value.line()),
-                            format!("audit-log must be a list, found {}", value.kind()),
-                        ));
-                    };
-                    for item in items {
-                        file.audit_log
-                            .push(expect_str(item, || "audit-log entry".into())?.to_string());
-                    }
+                    file.audit_log.extend(l.iter().cloned());
                 }
-                name => {
-                    if let Some(problem) = domain_name_problem(name) {
-                        return Err(Error::invalid(
-                            Some(*line),
-                            format!("domain name {name:?} {problem}"),
-                        ));
-                    }
-                    let domain = Domain::from_yaml(name, value)?;
-                    domains.push((name.to_string(), domain));
-                }
+                TopEntry::Domain(name, domain) => domains.push((name.to_string(), domain)),
             }
         }
         if !seen_custodians {
@@ -253,6 +212,19 @@ impl ProtectedFile {
             ));
         }
         Ok(file)
+    }
+
+    /// [`ProtectedFile::from_bytes`] for one of many versions of a file:
+    /// each top-level block (a domain, `key-custodians`, `audit-log`)
+    /// byte-identical to one `memo` read before is taken from there
+    /// instead of being parsed again. The result, and any error, is
+    /// exactly `from_bytes`'s: anything but a canonical file whose blocks
+    /// each read on their own is left to `from_bytes`.
+    pub fn from_bytes_memo(bytes: &[u8], memo: &BlockMemo) -> Result<ProtectedFile> {
+        match memo.assemble(bytes) {
+            Some(f) => Ok(f),
+            None => Self::from_bytes(bytes),
+        }
     }
 
     /// The canonical file contents, byte-identical to pocket_protector's.
@@ -304,6 +276,233 @@ impl ProtectedFile {
         }
         map
     }
+}
+
+/// One top-level entry of a file, validated on its own.
+#[derive(Debug, Clone)]
+enum TopEntry {
+    Custodians(Arc<[(String, Pwdkm)]>),
+    Log(Arc<[String]>),
+    Domain(Arc<str>, Arc<Domain>),
+}
+
+/// Validate one top-level entry (`key` at `line`).
+fn top_entry(key: &str, line: usize, value: &Yaml, trust: bool) -> Result<TopEntry> {
+    match key {
+        KEY_CUSTODIANS => {
+            let mut custodians = Vec::new();
+            for (name, nline, data) in expect_map(value, || "key-custodians".into())? {
+                if !is_valid_custodian_name(name) {
+                    return Err(Error::invalid(
+                        Some(*nline),
+                        "key custodian name is empty or contains control characters".into(),
+                    ));
+                }
+                let what = Named("key custodian", name);
+                let fields = expect_map(data, || what.to_string())?;
+                let mut pwdkm = None;
+                for (field, fline, fval) in fields {
+                    if field != "pwdkm" {
+                        return Err(Error::invalid(
+                            Some(*fline),
+                            format!("unexpected key {field:?} in {what}"),
+                        ));
+                    }
+                    let s = expect_str(fval, || format!("pwdkm of {what}"))?;
+                    pwdkm = Some(Pwdkm::parse(s, trust).map_err(|e| {
+                        Error::invalid(Some(fval.line()), format!("custodian {name:?} {e}"))
+                    })?);
+                }
+                let pwdkm = pwdkm.ok_or_else(|| {
+                    Error::invalid(Some(data.line()), format!("{what} has no pwdkm"))
+                })?;
+                custodians.push((name.clone(), pwdkm));
+            }
+            Ok(TopEntry::Custodians(custodians.into()))
+        }
+        AUDIT_LOG => {
+            let Yaml::Seq { items, .. } = value else {
+                return Err(Error::invalid(
+                    Some(value.line()),
+                    format!("audit-log must be a list, found {}", value.kind()),
+                ));
+            };
+            let mut log = Vec::with_capacity(items.len());
+            for item in items {
+                log.push(expect_str(item, || "audit-log entry".into())?.to_string());
+            }
+            Ok(TopEntry::Log(log.into()))
+        }
+        name => {
+            if let Some(problem) = domain_name_problem(name) {
+                return Err(Error::invalid(
+                    Some(line),
+                    format!("domain name {name:?} {problem}"),
+                ));
+            }
+            let domain = Domain::from_yaml(name, value)?;
+            Ok(TopEntry::Domain(name.into(), Arc::new(domain)))
+        }
+    }
+}
+
+/// Parses of top-level blocks seen in earlier versions of a file, for
+/// [`ProtectedFile::from_bytes_memo`]; shared by the threads that parse
+/// versions, so versions parsed on different threads share their domains
+/// too. Blocks not used in the last [`MEMO_WINDOW`] versions are dropped,
+/// so memory stays bounded however many versions are read.
+#[derive(Debug, Default)]
+pub struct BlockMemo {
+    inner: std::sync::Mutex<MemoInner>,
+}
+
+/// One block's text, its parse, and the version that last used it.
+type Variant = (Box<str>, TopEntry, u64);
+
+#[derive(Debug, Default)]
+struct MemoInner {
+    /// By a block's first line: the blocks starting with it, whole, with
+    /// their parse and the version that last used them.
+    blocks: std::collections::HashMap<Box<str>, Vec<Variant>>,
+    /// Versions assembled so far.
+    generation: u64,
+    /// The KDF-cost trust setting the parses were made under.
+    trust: Option<bool>,
+    /// Versions assembled from blocks (the others went to `from_bytes`).
+    assembled: u64,
+}
+
+/// How many versions a block is kept for after its last use.
+const MEMO_WINDOW: u64 = 1024;
+
+/// How many blocks starting with the same line are kept: the audit log
+/// changes at every version, and a lookup compares its block with each.
+const MEMO_VARIANTS: usize = 16;
+
+impl MemoInner {
+    fn find(&mut self, first: &str, block: &str, generation: u64) -> Option<TopEntry> {
+        let (_, entry, last) = self
+            .blocks
+            .get_mut(first)?
+            .iter_mut()
+            .find(|(b, _, _)| **b == *block)?;
+        *last = generation;
+        Some(entry.clone())
+    }
+}
+
+impl BlockMemo {
+    /// How many versions were assembled from blocks rather than left to
+    /// `from_bytes`.
+    pub fn assembled(&self) -> u64 {
+        self.lock().assembled
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, MemoInner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// `bytes` assembled from memoized and freshly parsed blocks, or `None`
+    /// where `from_bytes` must decide (not canonical, or any error).
+    fn assemble(&self, bytes: &[u8]) -> Option<ProtectedFile> {
+        if bytes.len() > codec::MAX_FILE_BYTES || !bytes.ends_with(b"\n") {
+            return None;
+        }
+        let text = std::str::from_utf8(bytes).ok()?;
+        if codec::find_conflict_marker(text).is_some() {
+            return None;
+        }
+        let trust = trust_kdf_params();
+        let generation = {
+            let mut m = self.lock();
+            if m.trust != Some(trust) {
+                m.blocks.clear();
+                m.trust = Some(trust);
+            }
+            m.generation += 1;
+            let generation = m.generation;
+            if generation.is_multiple_of(64) {
+                m.blocks.retain(|_, v| {
+                    v.retain(|(_, _, last)| generation - *last <= MEMO_WINDOW);
+                    !v.is_empty()
+                });
+            }
+            generation
+        };
+        let mut file = ProtectedFile::default();
+        let mut domains: Vec<(String, Arc<Domain>)> = Vec::new();
+        let (mut seen_custodians, mut seen_log) = (false, false);
+        for block in top_level_blocks(text) {
+            let first = &block[..block.find('\n').unwrap_or(block.len())];
+            let found = self.lock().find(first, block, generation);
+            let entry = match found {
+                Some(entry) => entry,
+                None => {
+                    // Parsed outside the lock.
+                    let Some(Yaml::Map { entries, .. }) = codec::parse_fast(block) else {
+                        return None;
+                    };
+                    let [(key, line, value)] = entries.as_slice() else {
+                        return None;
+                    };
+                    let entry = top_entry(key, *line, value, trust).ok()?;
+                    let mut m = self.lock();
+                    let variants = m.blocks.entry(first.into()).or_default();
+                    if variants.len() >= MEMO_VARIANTS
+                        && let Some(oldest) = (0..variants.len()).min_by_key(|&i| variants[i].2)
+                    {
+                        variants.swap_remove(oldest);
+                    }
+                    variants.push((block.into(), entry.clone(), generation));
+                    entry
+                }
+            };
+            match entry {
+                TopEntry::Custodians(c) if !seen_custodians => {
+                    seen_custodians = true;
+                    file.custodians = c.iter().cloned().collect();
+                }
+                TopEntry::Log(l) if !seen_log => {
+                    seen_log = true;
+                    file.audit_log = l.to_vec();
+                }
+                TopEntry::Domain(name, d) => domains.push((name.to_string(), d)),
+                // A second key-custodians or audit-log: a duplicate key.
+                _ => return None,
+            }
+        }
+        if !(seen_custodians && seen_log) {
+            return None;
+        }
+        let n = domains.len();
+        file.domains = domains.into_iter().collect();
+        // A domain named twice: a duplicate key.
+        if file.domains.len() != n {
+            return None;
+        }
+        self.lock().assembled += 1;
+        Some(file)
+    }
+}
+
+/// The top-level blocks of `text`: each starts at a line that begins
+/// neither with a space nor with `-` (an indentless sequence item) and
+/// runs to the next.
+fn top_level_blocks(text: &str) -> impl Iterator<Item = &str> {
+    let bytes = text.as_bytes();
+    let mut starts = vec![0];
+    for i in memchr::memchr_iter(b'\n', bytes) {
+        let next = i + 1;
+        if next < bytes.len() && !matches!(bytes[next], b' ' | b'-') {
+            starts.push(next);
+        }
+    }
+    starts.push(bytes.len());
+    starts
+        .windows(2)
+        .map(|w| &text[w[0]..w[1]])
+        .collect::<Vec<_>>()
+        .into_iter()
 }
 
 impl Domain {
@@ -510,11 +709,11 @@ mod proptests {
         secrets.insert("s".to_string(), vec![4; 60]);
         f.domains.insert(
             domain,
-            Domain {
+            Arc::new(Domain {
                 public_key: [5; 32],
                 owners,
                 secrets,
-            },
+            }),
         );
         f.audit_log = log;
         f

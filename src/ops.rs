@@ -8,6 +8,7 @@
 //! N+2 times to rotate a domain with N owners.)
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use secrecy::{ExposeSecret, SecretString};
@@ -193,6 +194,7 @@ impl ProtectedFile {
     pub fn domain(&self, name: &str) -> Result<&Domain> {
         self.domains
             .get(name)
+            .map(|d| &**d)
             .ok_or_else(|| known("domain", name, self.domains.keys()))
     }
 
@@ -200,7 +202,7 @@ impl ProtectedFile {
         if !self.domains.contains_key(name) {
             return Err(known("domain", name, self.domains.keys()));
         }
-        Ok(self.domains.get_mut(name).expect("checked"))
+        Ok(Arc::make_mut(self.domains.get_mut(name).expect("checked")))
     }
 
     fn custodian(&self, name: &str) -> Result<&Pwdkm> {
@@ -266,7 +268,9 @@ impl ProtectedFile {
             }
         }
         for d in &owned {
-            self.domains.get_mut(d).expect("owned").owners.remove(name);
+            Arc::make_mut(self.domains.get_mut(d).expect("owned"))
+                .owners
+                .remove(name);
         }
         self.custodians.remove(name);
         self.log(format!(
@@ -288,11 +292,11 @@ impl ProtectedFile {
         );
         self.domains.insert(
             domain.to_string(),
-            Domain {
+            Arc::new(Domain {
                 public_key: sk.public_key(),
                 owners,
                 secrets: BTreeMap::new(),
-            },
+            }),
         );
         self.log(format!("created domain {domain} with owner {}", owner.name));
         Ok(())
@@ -576,9 +580,7 @@ impl ProtectedFile {
         let (pwdkm, _) = Pwdkm::generate(key_type, &who.name, pass)?;
         for (d, sk) in &keys {
             let sealed = crypto::seal(&pwdkm.public_key, &sk.to_bytes()[..]);
-            self.domains
-                .get_mut(d)
-                .expect("owned")
+            Arc::make_mut(self.domains.get_mut(d).expect("owned"))
                 .owners
                 .insert(who.name.clone(), sealed);
         }

@@ -184,9 +184,7 @@ mod tests {
         assert!(stale_against(&f, &before).is_empty());
         // Put the pre-rotation ciphertext back by hand.
         let old = before.domains["dev"].secrets["db"].clone();
-        f.domains
-            .get_mut("dev")
-            .unwrap()
+        std::sync::Arc::make_mut(f.domains.get_mut("dev").unwrap())
             .secrets
             .insert("db".into(), old);
         let stale = stale_against(&f, &before);

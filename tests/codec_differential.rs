@@ -272,3 +272,180 @@ proptest! {
         same_answer(&text);
     }
 }
+
+// --- The block memo (check-audit-log's reader of many versions) -------
+
+use pprotect::ProtectedFile;
+use pprotect::model::BlockMemo;
+
+/// `from_bytes_memo` answers exactly as `from_bytes` does: the same file,
+/// or the same error.
+#[track_caller]
+fn same_through_memo(bytes: &[u8], memo: &BlockMemo) {
+    let plain = ProtectedFile::from_bytes(bytes);
+    let memoized = ProtectedFile::from_bytes_memo(bytes, memo);
+    match (&plain, &memoized) {
+        (Ok(a), Ok(b)) => assert_eq!(
+            a,
+            b,
+            "different files from {:?}",
+            String::from_utf8_lossy(bytes)
+        ),
+        (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),
+        _ => panic!(
+            "from_bytes {plain:?} but from_bytes_memo {memoized:?} on {:?}",
+            String::from_utf8_lossy(bytes)
+        ),
+    }
+}
+
+#[test]
+fn every_fixture_reads_the_same_through_the_block_memo() {
+    let mut files = Vec::new();
+    walk(&fixtures(), &mut files);
+    // One memo for all of them, read twice: the second pass hits.
+    let memo = BlockMemo::default();
+    for _ in 0..2 {
+        for path in &files {
+            same_through_memo(&std::fs::read(path).unwrap(), &memo);
+        }
+    }
+    assert!(memo.assembled() > 10, "only {} assembled", memo.assembled());
+}
+
+/// A file with a few domains, secrets and log entries (raw custodian: no
+/// key derivation).
+fn base_file() -> ProtectedFile {
+    use pprotect::KeyType;
+    use secrecy::SecretString;
+    let pass = SecretString::from(format!("P{}P", "0123456789abcdef".repeat(4)));
+    let mut f = ProtectedFile::create();
+    f.add_key_custodian("a@example.com", &pass, KeyType::Raw)
+        .unwrap();
+    let who = f.unlock("a@example.com", &pass).unwrap().unwrap();
+    for d in ["dev", "prod", "stage", "qa"] {
+        f.add_domain(d, &who).unwrap();
+        for s in ["db", "api-key", "token"] {
+            f.add_secret(d, s, &SecretString::from(format!("{d}-{s}")))
+                .unwrap();
+        }
+    }
+    f
+}
+
+/// What happens to the file between two versions.
+#[derive(Debug, Clone)]
+enum Step {
+    Update(usize, usize, u16),
+    Add(usize, u16),
+    Remove(usize, usize),
+    Truncate(usize),
+    /// A character edit of the version's text (as a hostile commit).
+    Edit(usize, u8, char),
+    /// A domain's block repeated at the end (a duplicate key).
+    DuplicateBlock(usize),
+    /// Two blocks swapped.
+    SwapBlocks(usize, usize),
+    /// A block dropped.
+    DropBlock(usize),
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        4 => (0..4usize, 0..4usize, any::<u16>()).prop_map(|(d, s, v)| Step::Update(d, s, v)),
+        1 => (0..4usize, any::<u16>()).prop_map(|(d, v)| Step::Add(d, v)),
+        1 => (0..4usize, 0..3usize).prop_map(|(d, s)| Step::Remove(d, s)),
+        1 => (0..8usize).prop_map(Step::Truncate),
+        3 => (any::<usize>(), any::<u8>(), interesting_char()).prop_map(|(a, w, c)| Step::Edit(a, w, c)),
+        1 => (0..8usize).prop_map(Step::DuplicateBlock),
+        1 => (0..8usize, 0..8usize).prop_map(|(a, b)| Step::SwapBlocks(a, b)),
+        1 => (0..8usize).prop_map(Step::DropBlock),
+    ]
+}
+
+/// The text's top-level blocks (as the memo splits them).
+fn blocks(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for line in text.split_inclusive('\n') {
+        let top = !line.starts_with(' ') && !line.starts_with('-');
+        match out.last_mut() {
+            Some(last) if !top => last.push_str(line),
+            _ => out.push(line.to_string()),
+        }
+    }
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(cases() / 8))]
+
+    /// Sequences of versions, as a history holds them, some edited by
+    /// hand, read through one memo: every version reads exactly as
+    /// `from_bytes` reads it.
+    #[test]
+    fn version_sequences_read_the_same_through_the_block_memo(
+        steps in prop::collection::vec(step(), 1..24),
+    ) {
+        use secrecy::SecretString;
+        let domains = ["dev", "prod", "stage", "qa"];
+        let secrets = ["db", "api-key", "token"];
+        let mut f = base_file();
+        let memo = BlockMemo::default();
+        same_through_memo(f.to_yaml_string().as_bytes(), &memo);
+        prop_assert_eq!(memo.assembled(), 1);
+        for st in steps {
+            let text = match st {
+                Step::Update(d, s, v) => {
+                    let _ = f.update_secret(domains[d], secrets[s % 3], &SecretString::from(format!("v{v}")));
+                    f.to_yaml_string()
+                }
+                Step::Add(d, v) => {
+                    let _ = f.add_secret(domains[d], &format!("n{v}"), &SecretString::from("x".to_string()));
+                    f.to_yaml_string()
+                }
+                Step::Remove(d, s) => {
+                    let _ = f.rm_secret(domains[d], secrets[s]);
+                    f.to_yaml_string()
+                }
+                Step::Truncate(n) => {
+                    f.truncate_audit_log(n);
+                    f.to_yaml_string()
+                }
+                Step::Edit(at, what, with) => edit(&f.to_yaml_string(), at, what, with),
+                Step::DuplicateBlock(i) => {
+                    let text = f.to_yaml_string();
+                    let b = blocks(&text);
+                    format!("{text}{}", b[i % b.len()])
+                }
+                Step::SwapBlocks(i, j) => {
+                    let mut b = blocks(&f.to_yaml_string());
+                    let n = b.len();
+                    b.swap(i % n, j % n);
+                    b.concat()
+                }
+                Step::DropBlock(i) => {
+                    let mut b = blocks(&f.to_yaml_string());
+                    let n = b.len();
+                    b.remove(i % n);
+                    b.concat()
+                }
+            };
+            same_through_memo(text.as_bytes(), &memo);
+        }
+    }
+
+    /// Emitted and hostile trees through a memo that has read a real file.
+    #[test]
+    fn hostile_files_read_the_same_through_the_block_memo(
+        t in root(),
+        at in any::<usize>(),
+        what in any::<u8>(),
+        with in interesting_char(),
+    ) {
+        let memo = BlockMemo::default();
+        same_through_memo(base_file().to_yaml_string().as_bytes(), &memo);
+        let text = emit(&node(&t));
+        same_through_memo(text.as_bytes(), &memo);
+        same_through_memo(edit(&text, at, what, with).as_bytes(), &memo);
+    }
+}

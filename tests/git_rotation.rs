@@ -324,7 +324,7 @@ fn a_key_swap_carrying_only_the_pushers_own_secret_is_not_proof() {
         .iter()
         .map(|o| (o.to_string(), f.custodians[*o].public_key))
         .collect();
-    let d = f.domains.get_mut("dev").unwrap();
+    let d = std::sync::Arc::make_mut(f.domains.get_mut("dev").unwrap());
     d.public_key = attacker.public_key();
     for (o, pk) in owner_pks {
         d.owners
@@ -449,9 +449,7 @@ fn a_stale_entry_committed_by_hand_is_found() {
             .unwrap();
     let mut f = ours.clone();
     let stale = theirs.domains["dev"].secrets["db"].clone();
-    f.domains
-        .get_mut("dev")
-        .unwrap()
+    std::sync::Arc::make_mut(f.domains.get_mut("dev").unwrap())
         .secrets
         .insert("db".into(), stale);
     f.audit_log = {
@@ -496,9 +494,7 @@ fn a_stale_entry_committed_by_hand_is_found() {
     let before = ProtectedFile::from_bytes(env.read().as_bytes()).unwrap();
     rotate(&env);
     let mut f = ProtectedFile::from_bytes(env.read().as_bytes()).unwrap();
-    f.domains
-        .get_mut("dev")
-        .unwrap()
+    std::sync::Arc::make_mut(f.domains.get_mut("dev").unwrap())
         .secrets
         .insert("base".into(), before.domains["dev"].secrets["base"].clone());
     f.log("updated secret base in dev".into());

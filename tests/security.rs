@@ -33,7 +33,7 @@ fn a_swapped_domain_key_is_never_sealed_to() {
     git(&env, &["checkout", "-q", "-b", "attack"]);
     let attacker = SecretKey::generate();
     let mut f = load(&env);
-    f.domains.get_mut("dev").unwrap().public_key = attacker.public_key();
+    std::sync::Arc::make_mut(f.domains.get_mut("dev").unwrap()).public_key = attacker.public_key();
     store(&env, &f);
     env.commit_all("tidy");
     git(&env, &["checkout", "-q", "main"]);
@@ -446,7 +446,7 @@ fn check_audit_log_holes() {
     let env = repo();
     let attacker = SecretKey::generate();
     let mut f = load(&env);
-    f.domains.get_mut("dev").unwrap().public_key = attacker.public_key();
+    std::sync::Arc::make_mut(f.domains.get_mut("dev").unwrap()).public_key = attacker.public_key();
     f.log("rotated key for domain dev".into());
     store(&env, &f);
     env.commit_all("rotate dev");
@@ -488,7 +488,7 @@ fn a_swapped_key_sealed_to_the_owner_still_does_not_verify() {
     let attacker = SecretKey::generate();
     let mut f = load(&env);
     let owner_pk = f.custodians[A].public_key;
-    let d = f.domains.get_mut("dev").unwrap();
+    let d = std::sync::Arc::make_mut(f.domains.get_mut("dev").unwrap());
     d.public_key = attacker.public_key();
     d.owners.insert(
         A.to_string(),

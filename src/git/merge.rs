@@ -22,6 +22,7 @@
 //! resolved, and keeping one side of each block leaves a valid file.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use crate::api::Creds;
 use crate::audit;
@@ -147,7 +148,7 @@ fn why<V>(b: Option<&V>, o: Option<&V>, t: Option<&V>) -> String {
 #[derive(Clone)]
 enum Versions {
     Custodian(Option<Pwdkm>, Option<Pwdkm>),
-    Domain(Option<Domain>, Option<Domain>),
+    Domain(Option<Arc<Domain>>, Option<Arc<Domain>>),
     PublicKey([u8; 32], [u8; 32]),
     Sealed(Option<Vec<u8>>, Option<Vec<u8>>),
     Log(Vec<String>, Vec<String>),
@@ -521,8 +522,8 @@ impl<'a> State<'a> {
                 }
                 (Pick::Take(None), ..) => {}
                 (Pick::Conflict, Some(o), Some(t)) => {
-                    let d = self.merge_domain(name, b, o, t);
-                    self.merged.domains.insert(name.clone(), d);
+                    let d = self.merge_domain(name, b.map(|d| &**d), o, t);
+                    self.merged.domains.insert(name.clone(), Arc::new(d));
                 }
                 (Pick::Conflict, ..) => {
                     let keep = o.or(t).cloned().expect("one side has it");
@@ -936,6 +937,7 @@ impl<'a> State<'a> {
                         self.merged
                             .domains
                             .get_mut(&d)
+                            .map(Arc::make_mut)
                             .expect("merged")
                             .secrets
                             .insert(s, new);
@@ -1175,7 +1177,7 @@ impl<'a> State<'a> {
                     // granted again; the domain keeps its other owners.
                     let (conflict, _) = self.conflicts.remove(i);
                     if let Place::Owner(d, o) = &conflict.place {
-                        if let Some(dom) = self.merged.domains.get_mut(d) {
+                        if let Some(dom) = self.merged.domains.get_mut(d).map(Arc::make_mut) {
                             dom.owners.remove(o);
                         }
                         self.notes.push(format!(
@@ -1197,7 +1199,7 @@ impl<'a> State<'a> {
             let (conflict, versions) = self.conflicts.remove(i);
             self.take(&conflict.place, &versions, side);
             if let (Some(v), Place::Secret(d, s)) = (resealed, &conflict.place)
-                && let Some(dom) = self.merged.domains.get_mut(d)
+                && let Some(dom) = self.merged.domains.get_mut(d).map(Arc::make_mut)
             {
                 dom.secrets.insert(s.clone(), v);
             }
@@ -1346,7 +1348,7 @@ impl<'a> State<'a> {
                 {
                     self.merged.custodians.insert(x.clone(), p.clone());
                 }
-                if let Some(dom) = self.merged.domains.get_mut(d) {
+                if let Some(dom) = self.merged.domains.get_mut(d).map(Arc::make_mut) {
                     match v {
                         Some(v) => dom.owners.insert(x.clone(), v),
                         None => dom.owners.remove(x),
@@ -1354,7 +1356,7 @@ impl<'a> State<'a> {
                 }
             }
             (Place::Secret(d, x), Versions::Sealed(o, t)) => {
-                if let Some(dom) = self.merged.domains.get_mut(d) {
+                if let Some(dom) = self.merged.domains.get_mut(d).map(Arc::make_mut) {
                     match pick(side, o, t).clone() {
                         Some(v) => dom.secrets.insert(x.clone(), v),
                         None => dom.secrets.remove(x),

@@ -113,6 +113,31 @@ impl VersionReader {
         self.cache.wanted = Some(wanted);
     }
 
+    /// An object's size from its pack header (following its delta chain's
+    /// headers, through this reader's own mapping of the pack), or else
+    /// through gix.
+    pub fn size(&mut self, id: ObjectId) -> crate::error::Result<u64> {
+        let packed = self.bundles.iter().find_map(|b| {
+            b.index
+                .lookup(id)
+                .map(|i| (b, b.index.pack_offset_at_index(i)))
+        });
+        if let Some((bundle, offset)) = packed
+            && let Ok(entry) = bundle.pack.entry(offset)
+            && let Ok(outcome) =
+                bundle
+                    .pack
+                    .decode_header(entry, &mut self.inflate, &|_: &gix::oid| Ok(None))
+        {
+            return Ok(outcome.object_size);
+        }
+        Ok(self
+            .repo
+            .find_header(id)
+            .map_err(|e| crate::error::Error::git(format!("cannot read object {id}"), e))?
+            .size())
+    }
+
     /// A blob's bytes, from the packs or else through gix.
     pub fn read(&mut self, id: ObjectId) -> crate::error::Result<Vec<u8>> {
         let data = self.read_unplanned(id);
