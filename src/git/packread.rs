@@ -201,6 +201,8 @@ impl VersionReader {
         // cache hit), so each costs one delta.
         let resolve = |_: &gix::oid, _: &mut Vec<u8>| Ok(None);
         let mut kind = None;
+        let top = (pack.id, chain[0].data_offset);
+        self.cache.top = Some(top);
         for e in chain.into_iter().rev() {
             let data_offset = e.data_offset;
             let whole = !e.header.is_delta();
@@ -219,6 +221,7 @@ impl VersionReader {
             }
             kind = Some(outcome.kind);
         }
+        self.cache.top = None;
         blob(kind?, out)
     }
 }
@@ -233,6 +236,9 @@ struct EntryCache {
     /// With a plan: how many reads to come pass through each entry; an
     /// entry no read will pass through again is not kept.
     wanted: Option<HashMap<(u32, u64), u32>>,
+    /// The entry the read under way returns: not kept (a copy of a
+    /// whole version) when no later read passes through it.
+    top: Option<(u32, u64)>,
 }
 
 struct Cached {
@@ -250,6 +256,7 @@ impl EntryCache {
             budget,
             clock: 0,
             wanted: None,
+            top: None,
         }
     }
 
@@ -288,10 +295,17 @@ impl DecodeEntry for EntryCache {
         if data.len() > self.budget || self.contains(pack_id, offset) {
             return;
         }
-        if let Some(wanted) = &self.wanted
-            && !wanted.contains_key(&(pack_id, offset))
-        {
-            return;
+        if let Some(wanted) = &self.wanted {
+            // The read under way is one of the planned reads through its
+            // own entry; only a later one is a reason to keep it.
+            let later = if self.top == Some((pack_id, offset)) {
+                1
+            } else {
+                0
+            };
+            if wanted.get(&(pack_id, offset)).is_none_or(|n| *n <= later) {
+                return;
+            }
         }
         while self.used + data.len() > self.budget {
             let Some(oldest) = self
