@@ -161,13 +161,30 @@ fn the_merge_driver_and_pre_commit_use_the_agent() {
     .ok();
     env.commit_all("rotate dev");
     // Without credentials and without an agent, the driver cannot
-    // re-seal: a conflict.
+    // re-seal: a conflict. `resolve` re-seals it through the agent.
     let o = env.git(&["merge", "-q", "--no-edit", "work"]);
     assert_ne!(o.code, 0, "{o:#?}");
     assert!(o.stderr.contains("an owner re-seals it"), "{}", o.stderr);
-    git(&env, &["merge", "--abort"]);
-    // With A unlocked, the driver re-seals through the agent.
     unlock(&env, A, "pw-a", "5m").ok();
+    let o = bare(&env, &["resolve"]);
+    assert_eq!(o.code, 0, "{o:#?}");
+    assert!(o.stderr.contains("re-sealed secret db"), "{o:#?}");
+    git(&env, &["add", "protected.yaml"]);
+    git(&env, &["commit", "-q", "--no-edit"]);
+    // Again, and this time the driver re-seals through the agent.
+    git(&env, &["checkout", "-q", "work"]);
+    git(&env, &["merge", "-q", "--no-edit", "main"]);
+    env.run(&["update-secret", "dev", "db"], "db-newer\n").ok();
+    env.commit_all("update db again");
+    git(&env, &["checkout", "-q", "main"]);
+    env.run_with(
+        bin(),
+        &["rotate-domain-keys", "dev", "--no-agent"],
+        "",
+        &[("PPROTECT_USER", A), ("PPROTECT_PASSPHRASE", "pw-a")],
+    )
+    .ok();
+    env.commit_all("rotate dev again");
     let o = env.git(&["merge", "-q", "--no-edit", "work"]);
     assert_eq!(o.code, 0, "{o:#?}\n{}", env.read());
     assert!(
@@ -184,7 +201,7 @@ fn the_merge_driver_and_pre_commit_use_the_agent() {
                 &[("PPROTECT_USER", user), ("PPROTECT_PASSPHRASE", pass)],
             )
             .ok();
-        assert!(o.stdout.contains("\"db\": \"db-new\""), "{user}: {o:#?}");
+        assert!(o.stdout.contains("\"db\": \"db-newer\""), "{user}: {o:#?}");
     }
     env.run(&["check-audit-log", "--no-cache"], "").ok();
 

@@ -96,7 +96,9 @@ pub fn from_agent(cli: &Cli, file: &ProtectedFile, user: Option<&str>) -> Option
         (None, [one]) => one.clone(),
         _ => return None,
     };
-    agent.unlocked(file, &name).map_err(warn).ok()?
+    let who = agent.unlocked(file, &name).map_err(warn).ok()??;
+    tracing::debug!(user = %name, "using the key the agent holds");
+    Some(who)
 }
 
 /// The keys the merge driver and the pre-commit hook use without

@@ -548,14 +548,9 @@ pub fn flags_for(sub: &str) -> &'static [&'static str] {
         "check-audit-log" => &["file", "json"],
         "setup-git" => &["file"],
         "log" => with_creds!("file", "json"),
+        // Credentials, but never the agent's.
         "unlock" => &[
-            "file",
-            "user",
-            "passphrase_file",
-            "passphrase_cmd",
-            "non_interactive",
-            "ignore_env",
-            "env_prefix",
+            "file", CREDS[0], CREDS[1], CREDS[2], CREDS[3], CREDS[4], CREDS[5],
         ],
         "agent" | "status" => &["json"],
         _ => &[],

@@ -111,7 +111,19 @@ pub fn unlock(cli: &Cli, t: &Target, a: &UnlockArgs) -> Result<(), Fail> {
             ));
         }
         let user = super::given(a.email.as_deref(), cli.user.as_deref(), "--user")?;
-        let f = t.load()?;
+        let f = match t.load() {
+            Ok(f) => f,
+            // Mid-merge, the file holds conflict markers: the custodian's
+            // key material is read from our side in the index.
+            Err(e) => match super::git::repo_target(cli)
+                .ok()
+                .and_then(|(repo, rel)| repo.stages(&rel).ok().flatten())
+            {
+                Some((_, Some(ours), _)) => pprotect::ProtectedFile::from_bytes(&ours)
+                    .map_err(|e| Fail::from(e.context("ours (:2:)")))?,
+                _ => return Err(e),
+            },
+        };
         if let Some(u) = &user {
             f.check_custodian(u)?;
         }
