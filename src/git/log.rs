@@ -332,6 +332,8 @@ fn added_entries(old: Option<&ProtectedFile>, new: Option<&ProtectedFile>) -> Ve
 struct Versions<'r> {
     repo: &'r Repo,
     parsed: HashMap<ObjectId, Option<Rc<ProtectedFile>>>,
+    /// Blocks shared by consecutive versions, parsed once.
+    memo: crate::model::BlockMemo,
 }
 
 impl Versions<'_> {
@@ -341,7 +343,9 @@ impl Versions<'_> {
             return Ok(file.clone());
         }
         let file = match self.repo.blob_bounded(id, crate::codec::MAX_FILE_BYTES)? {
-            Some(bytes) => ProtectedFile::from_bytes(&bytes).ok().map(Rc::new),
+            Some(bytes) => ProtectedFile::from_bytes_memo(&bytes, &self.memo)
+                .ok()
+                .map(Rc::new),
             None => None,
         };
         self.parsed.insert(id, file.clone());
@@ -463,6 +467,7 @@ pub fn log(repo: &Repo, path: &str, filter: Filter<'_>, who: Option<&Unlocked>) 
     let mut versions = Versions {
         repo,
         parsed: HashMap::new(),
+        memo: crate::model::BlockMemo::default(),
     };
     let mut values = Values {
         who,
