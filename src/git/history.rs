@@ -493,7 +493,7 @@ const PACK_CACHE_BYTES: usize = 32 << 20;
 
 /// The budget for decoded pack objects: `core.deltaBaseCacheLimit`, as
 /// git reads it, or [`PACK_CACHE_BYTES`].
-fn pack_cache_bytes(repo: &gix::Repository) -> usize {
+pub(crate) fn pack_cache_bytes(repo: &gix::Repository) -> usize {
     repo.config_snapshot()
         .integer("core.deltaBaseCacheLimit")
         .and_then(|n| usize::try_from(n).ok())

@@ -329,26 +329,42 @@ fn added_entries(old: Option<&ProtectedFile>, new: Option<&ProtectedFile>) -> Ve
 }
 
 /// Parsed versions by blob, read once each.
-struct Versions<'r> {
-    repo: &'r Repo,
+/// Parsed versions by blob, read once each (through check-audit-log's
+/// pack reader, along the delta chains) and dropped after their last use.
+struct Versions {
+    reader: super::packread::VersionReader,
     parsed: HashMap<ObjectId, Option<Rc<ProtectedFile>>>,
+    /// How many more times each blob is asked for.
+    uses: HashMap<ObjectId, usize>,
     /// Blocks shared by consecutive versions, parsed once.
     memo: crate::model::BlockMemo,
 }
 
-impl Versions<'_> {
+impl Versions {
     fn get(&mut self, id: Option<ObjectId>) -> Result<Option<Rc<ProtectedFile>>> {
         let Some(id) = id else { return Ok(None) };
-        if let Some(file) = self.parsed.get(&id) {
-            return Ok(file.clone());
-        }
-        let file = match self.repo.blob_bounded(id, crate::codec::MAX_FILE_BYTES)? {
-            Some(bytes) => ProtectedFile::from_bytes_memo(&bytes, &self.memo)
-                .ok()
-                .map(Rc::new),
-            None => None,
+        let file = match self.parsed.get(&id) {
+            Some(file) => file.clone(),
+            None => {
+                let file = if self.reader.size(id)? > crate::codec::MAX_FILE_BYTES as u64 {
+                    None
+                } else {
+                    let bytes = self.reader.read(id)?;
+                    ProtectedFile::from_bytes_memo(&bytes, &self.memo)
+                        .ok()
+                        .map(Rc::new)
+                };
+                self.parsed.insert(id, file.clone());
+                file
+            }
         };
-        self.parsed.insert(id, file.clone());
+        if let Some(n) = self.uses.get_mut(&id) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.uses.remove(&id);
+                self.parsed.remove(&id);
+            }
+        }
         Ok(file)
     }
 }
@@ -464,9 +480,29 @@ pub fn log(repo: &Repo, path: &str, filter: Filter<'_>, who: Option<&Unlocked>) 
         super::promisor::ensure(repo, &blobs, "versions of the protected file")?;
     }
     // Pass 2: what each commit changed.
+    let mut uses: HashMap<ObjectId, usize> = HashMap::new();
+    let mut reads = Vec::new();
+    for s in &steps {
+        for b in std::iter::once(s.blob)
+            .chain(s.sides.iter().map(|(b, _)| *b))
+            .flatten()
+        {
+            let n = uses.entry(b).or_default();
+            if *n == 0 {
+                reads.push(b);
+            }
+            *n += 1;
+        }
+    }
+    let mut reader = super::packread::VersionReader::new(
+        repo.repo.clone(),
+        super::history::pack_cache_bytes(&repo.repo),
+    );
+    reader.plan(&reads);
     let mut versions = Versions {
-        repo,
+        reader,
         parsed: HashMap::new(),
+        uses,
         memo: crate::model::BlockMemo::default(),
     };
     let mut values = Values {
