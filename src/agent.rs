@@ -366,20 +366,20 @@ impl Client {
         Ok(out)
     }
 
-    /// `name` of `file`, unlocked through the agent, if it holds that
-    /// custodian's key (same name and public key).
-    pub fn unlocked(&self, file: &ProtectedFile, name: &str) -> Result<Option<Unlocked>> {
-        let Some(pwdkm) = file.custodians.get(name) else {
-            return Ok(None);
+    /// The custodian of `file` the agent holds (same name and public
+    /// key), unlocked through it: `user` when given, else the only one it
+    /// holds for this file. One request.
+    pub fn find(&self, file: &ProtectedFile, user: Option<&str>) -> Result<Option<Unlocked>> {
+        let held = self.holds(file, user)?;
+        let name = match (user, held.as_slice()) {
+            (Some(u), _) if held.iter().any(|n| n == u) => u,
+            (None, [one]) => one.as_str(),
+            _ => return Ok(None),
         };
-        if !self.holds(file, Some(name))?.iter().any(|n| n == name) {
-            return Ok(None);
-        }
-        Ok(Some(Unlocked::through_agent(
-            name,
-            pwdkm.clone(),
-            self.clone(),
-        )))
+        Ok(file
+            .custodians
+            .get(name)
+            .map(|pwdkm| Unlocked::through_agent(name, pwdkm.clone(), self.clone())))
     }
 
     /// Ask the agent to open `sealed` with the key of `name` / `public`.
@@ -470,9 +470,7 @@ impl Client {
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
             if self.running() {
-                // The agent runs on in its own session; reap the exited
-                // child later is not possible, so do not keep a handle.
-                drop(child);
+                // The agent runs on in its own session; nothing waits for it.
                 return Ok(());
             }
             if let Ok(Some(status)) = child.try_wait() {

@@ -488,7 +488,7 @@ impl BlockMemo {
 /// The top-level blocks of `text`: each starts at a line that begins
 /// neither with a space nor with `-` (an indentless sequence item) and
 /// runs to the next.
-fn top_level_blocks(text: &str) -> impl Iterator<Item = &str> {
+fn top_level_blocks(text: &str) -> Vec<&str> {
     let bytes = text.as_bytes();
     let mut starts = vec![0];
     for i in memchr::memchr_iter(b'\n', bytes) {
@@ -498,11 +498,7 @@ fn top_level_blocks(text: &str) -> impl Iterator<Item = &str> {
         }
     }
     starts.push(bytes.len());
-    starts
-        .windows(2)
-        .map(|w| &text[w[0]..w[1]])
-        .collect::<Vec<_>>()
-        .into_iter()
+    starts.windows(2).map(|w| &text[w[0]..w[1]]).collect()
 }
 
 impl Domain {

@@ -90,14 +90,8 @@ pub fn from_agent(cli: &Cli, file: &ProtectedFile, user: Option<&str>) -> Option
     let warn = |e: pprotect::Error| {
         term::errln(&format!("pprotect: warning: {e}; not using the agent"));
     };
-    let held = agent.holds(file, user).map_err(warn).ok()?;
-    let name = match (user, held.as_slice()) {
-        (Some(u), _) => held.iter().find(|n| *n == u)?.clone(),
-        (None, [one]) => one.clone(),
-        _ => return None,
-    };
-    let who = agent.unlocked(file, &name).map_err(warn).ok()??;
-    tracing::debug!(user = %name, "using the key the agent holds");
+    let who = agent.find(file, user).map_err(warn).ok()??;
+    tracing::debug!(user = %who.name(), "using the key the agent holds");
     Some(who)
 }
 

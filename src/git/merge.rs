@@ -237,15 +237,15 @@ impl<'c> Keyring<'c> {
             && let Some(agent) = &self.agent
         {
             let want = (!self.name.is_empty()).then_some(self.name.as_str());
-            let held = agent.holds(file, want).unwrap_or_default();
-            return match (want, held.as_slice()) {
-                (Some(_), [_, ..]) => true,
-                (None, [one]) => {
-                    self.name = one.clone();
-                    true
-                }
-                _ => false,
+            let Ok(Some(who)) = agent.find(file, want) else {
+                return false;
             };
+            // Kept, so that `who` asks the agent no second time.
+            self.name = who.name().to_string();
+            if !self.unlocked.iter().any(|(p, _)| p == who.pwdkm()) {
+                self.unlocked.push((who.pwdkm().clone(), Some(who)));
+            }
+            return true;
         }
         let _ = file;
         !self.name.is_empty()
@@ -279,7 +279,7 @@ impl<'c> Keyring<'c> {
                     None => self
                         .agent
                         .as_ref()?
-                        .unlocked(file, &self.name)
+                        .find(file, Some(&self.name))
                         .ok()
                         .flatten(),
                     #[cfg(not(unix))]

@@ -24,6 +24,15 @@ use gix::odb::pack::{self, cache::DecodeEntry, data};
 /// repacks go to 250). Longer chains take gix's ordinary read.
 const MAX_CHAIN: usize = 4096;
 
+/// The pack holding `id` and the object's offset in it.
+fn locate<'b>(bundles: &'b [pack::Bundle], id: &gix::oid) -> Option<(&'b pack::Bundle, u64)> {
+    bundles.iter().find_map(|b| {
+        b.index
+            .lookup(id)
+            .map(|i| (b, b.index.pack_offset_at_index(i)))
+    })
+}
+
 /// Reads blobs, caching decoded pack entries up to a memory budget.
 pub struct VersionReader {
     repo: gix::Repository,
@@ -71,16 +80,11 @@ impl VersionReader {
         self.fallbacks
     }
 
-    /// The contents of blob `id`.
     /// The pack entries (by pack and data offset) that reading `id`
     /// decodes: the object and its chain of offset-delta bases (empty when
     /// it is not packed).
     fn chain_of(&self, id: &ObjectId) -> Vec<(u32, u64)> {
-        let Some((bundle, offset)) = self.bundles.iter().find_map(|b| {
-            b.index
-                .lookup(id)
-                .map(|i| (b, b.index.pack_offset_at_index(i)))
-        }) else {
+        let Some((bundle, offset)) = locate(&self.bundles, id) else {
             return Vec::new();
         };
         let pack = &bundle.pack;
@@ -117,11 +121,7 @@ impl VersionReader {
     /// headers, through this reader's own mapping of the pack), or else
     /// through gix.
     pub fn size(&mut self, id: ObjectId) -> crate::error::Result<u64> {
-        let packed = self.bundles.iter().find_map(|b| {
-            b.index
-                .lookup(id)
-                .map(|i| (b, b.index.pack_offset_at_index(i)))
-        });
+        let packed = locate(&self.bundles, &id);
         if let Some((bundle, offset)) = packed
             && let Ok(entry) = bundle.pack.entry(offset)
             && let Ok(outcome) =
@@ -162,11 +162,7 @@ impl VersionReader {
     }
 
     fn read_packed(&mut self, id: &ObjectId) -> Option<Vec<u8>> {
-        let (bundle, offset) = self.bundles.iter().find_map(|b| {
-            b.index
-                .lookup(id)
-                .map(|i| (b, b.index.pack_offset_at_index(i)))
-        })?;
+        let (bundle, offset) = locate(&self.bundles, id)?;
         let pack = &bundle.pack;
         let blob = |kind: gix::object::Kind, out: Vec<u8>| {
             (kind == gix::object::Kind::Blob).then_some(out)

@@ -62,14 +62,7 @@ pub fn change(cli: &Cli, t: &Target, a: &SecretArgs, change: Change) -> Result<(
     })?;
     let domain = or_prompt(domain_given(cli, a.domain.as_deref())?, "Domain name: ")?;
     f.domain(&domain)?;
-    let name = or_prompt(
-        given(
-            a.secret.as_deref(),
-            cli.secret_name.as_deref(),
-            "--secret-name",
-        )?,
-        "Secret name: ",
-    )?;
+    let name = secret_name(cli, a)?;
     match change {
         Change::Add => f.check_add_secret(&domain, &name)?,
         Change::Update => f.check_secret_exists(&domain, &name)?,
@@ -90,15 +83,20 @@ pub fn rm_secret(cli: &Cli, t: &Target, a: &SecretArgs) -> Result<(), Fail> {
     // pocket_protector's header for this command.
     outln("Updating secret value.")?;
     let domain = or_prompt(domain_given(cli, a.domain.as_deref())?, "Domain name: ")?;
-    let name = or_prompt(
+    let name = secret_name(cli, a)?;
+    commit(cli, t, None, |f| f.rm_secret(&domain, &name))
+}
+
+/// The secret's name: the argument or `--secret-name`, else asked for.
+fn secret_name(cli: &Cli, a: &SecretArgs) -> Result<String, Fail> {
+    or_prompt(
         given(
             a.secret.as_deref(),
             cli.secret_name.as_deref(),
             "--secret-name",
         )?,
         "Secret name: ",
-    )?;
-    commit(cli, t, None, |f| f.rm_secret(&domain, &name))
+    )
 }
 
 /// `pprotect list-domain-secrets DOMAIN`.
